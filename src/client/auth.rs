@@ -1,0 +1,164 @@
+//! The wire side of client authentication: which exchange to run for `auth_type` and
+//! the user's stored secret, with the checks themselves in `crate::auth`.
+//! An unknown user goes through the same exchange as a known one and fails the same
+//! way, so a client cannot probe which users exist.
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::Refusal;
+use crate::auth::{verify_md5, ScramServer, Secret};
+use crate::config::{AuthType, Settings};
+use crate::net::Stream;
+use crate::protocol::builders;
+use crate::protocol::frame::{peek_whole, take_cstr};
+use crate::protocol::sqlstate::{INVALID_AUTHORIZATION, INVALID_PASSWORD, PROTOCOL_VIOLATION};
+
+/// Password and SASL messages are small; PostgreSQL caps them the same way.
+const MAX_AUTH_MESSAGE: usize = 10_000;
+
+/// Runs the exchange `auth_type` calls for. `Ok` means the client proved who it is.
+pub async fn authenticate(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    settings: &Settings,
+    user: &str,
+) -> Result<(), Refusal> {
+    let stored = settings.users.get(user).and_then(|u| u.password.as_deref());
+    let secret = match stored.map(Secret::parse) {
+        Some(Ok(secret)) => Some(secret),
+        Some(Err(error)) => {
+            tracing::warn!(user, "stored password is unusable: {error}");
+            None
+        }
+        None => None,
+    };
+    match settings.auth_type {
+        AuthType::Trust if settings.users.contains_key(user) => Ok(()),
+        AuthType::Trust => Err(Refusal::new(
+            INVALID_AUTHORIZATION,
+            format!("role \"{user}\" does not exist"),
+        )),
+        AuthType::Md5 => match secret {
+            // md5 cannot be answered from a SCRAM secret; PostgreSQL switches to SCRAM.
+            Some(Secret::Scram(_)) => scram(stream, buf, secret.as_ref(), user).await,
+            _ => md5(stream, buf, secret.as_ref(), user).await,
+        },
+        AuthType::ScramSha256 => scram(stream, buf, secret.as_ref(), user).await,
+    }
+}
+
+fn failed(user: &str) -> Refusal {
+    Refusal::new(
+        INVALID_PASSWORD,
+        format!("password authentication failed for user \"{user}\""),
+    )
+}
+
+async fn md5(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    secret: Option<&Secret>,
+    user: &str,
+) -> Result<(), Refusal> {
+    let salt: [u8; 4] = rand::random();
+    let mut out = BytesMut::new();
+    builders::authentication_md5(&mut out, salt);
+    write(stream, &out).await?;
+    let body = read_password_message(stream, buf).await?;
+    let (response, _) = take_cstr(&body).ok_or_else(|| malformed("password packet"))?;
+    match secret {
+        Some(secret) if verify_md5(secret, user, salt, response) => Ok(()),
+        _ => Err(failed(user)),
+    }
+}
+
+async fn scram(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    secret: Option<&Secret>,
+    user: &str,
+) -> Result<(), Refusal> {
+    let mut server = match secret.map(ScramServer::new) {
+        Some(Ok(server)) => server,
+        _ => ScramServer::for_unknown_user(user),
+    };
+    let mut out = BytesMut::new();
+    builders::authentication_sasl(&mut out, &[ScramServer::MECHANISM]);
+    write(stream, &out).await?;
+
+    let body = read_password_message(stream, buf).await?;
+    let (mechanism, mut rest) =
+        take_cstr(&body).ok_or_else(|| malformed("SASL initial response"))?;
+    if mechanism != ScramServer::MECHANISM {
+        return Err(Refusal::new(
+            PROTOCOL_VIOLATION,
+            "client selected an invalid SASL authentication mechanism",
+        ));
+    }
+    if rest.len() < 4 {
+        return Err(malformed("SASL initial response"));
+    }
+    let length = rest.get_i32();
+    if length < 0 || length as usize != rest.len() {
+        return Err(malformed("SASL initial response"));
+    }
+    let server_first = server.client_first(rest).map_err(|e| auth_error(e, user))?;
+    out.clear();
+    builders::authentication_sasl_continue(&mut out, &server_first);
+    write(stream, &out).await?;
+
+    let body = read_password_message(stream, buf).await?;
+    let server_final = server
+        .client_final(&body)
+        .map_err(|e| auth_error(e, user))?;
+    out.clear();
+    builders::authentication_sasl_final(&mut out, &server_final);
+    write(stream, &out).await
+}
+
+fn auth_error(error: crate::auth::AuthError, user: &str) -> Refusal {
+    match error {
+        crate::auth::AuthError::Failed => failed(user),
+        other => Refusal::new(other.sqlstate(), other.to_string()),
+    }
+}
+
+fn malformed(what: &str) -> Refusal {
+    Refusal::new(PROTOCOL_VIOLATION, format!("malformed {what}"))
+}
+
+async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), Refusal> {
+    stream.write_all(bytes).await.map_err(|_| Refusal::gone())
+}
+
+/// Reads the client's next message, which must be a PasswordMessage-family 'p'.
+async fn read_password_message(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+) -> Result<BytesMut, Refusal> {
+    loop {
+        match peek_whole(buf, MAX_AUTH_MESSAGE) {
+            Ok(Some((b'p', _, total))) => {
+                let mut frame = buf.split_to(total);
+                frame.advance(5);
+                return Ok(frame);
+            }
+            Ok(Some((tag, _, _))) => {
+                return Err(Refusal::new(
+                    PROTOCOL_VIOLATION,
+                    format!(
+                        "expected password response, got message type {}",
+                        tag as char
+                    ),
+                ))
+            }
+            Ok(None) => {}
+            Err(error) => return Err(Refusal::new(PROTOCOL_VIOLATION, error.to_string())),
+        }
+        buf.reserve(1024);
+        if stream.read_buf(buf).await.map_err(|_| Refusal::gone())? == 0 {
+            return Err(Refusal::gone());
+        }
+    }
+}

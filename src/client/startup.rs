@@ -1,0 +1,245 @@
+//! From the first byte to ReadyForQuery: startup packet, protocol negotiation, limits,
+//! authentication, and the welcome (ParameterStatus, BackendKeyData).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::session::Session;
+use super::{auth, Refusal};
+use crate::config::Settings;
+use crate::context::{PoolLookup, Shared};
+use crate::net::Stream;
+use crate::params::{canonical_name, Params, TRACKED};
+use crate::pool::{CheckoutError, Pool};
+use crate::protocol::builders;
+use crate::protocol::sqlstate::{
+    ADMIN_SHUTDOWN, INVALID_AUTHORIZATION, INVALID_CATALOG_NAME, PROTOCOL_VIOLATION,
+    TOO_MANY_CONNECTIONS,
+};
+use crate::protocol::startup::{read_startup, StartupMessage, StartupPacket, PROTOCOL_MINOR};
+
+/// Runs the login phase under `client_login_timeout`. `Ok(None)`: the connection ended
+/// normally before a session (a CancelRequest, or a client that just went away).
+pub async fn accept(
+    shared: &Arc<Shared>,
+    mut stream: Stream,
+    peer: &str,
+) -> Result<Option<Session>, Refusal> {
+    let settings = shared.settings();
+    let login = log_in(shared, &settings, &mut stream, peer);
+    let outcome = if settings.client_login_timeout.is_zero() {
+        login.await
+    } else {
+        tokio::time::timeout(settings.client_login_timeout, login)
+            .await
+            .unwrap_or_else(|_| Err(Refusal::new(PROTOCOL_VIOLATION, "client_login_timeout")))
+    };
+    match outcome {
+        Ok(Some(login)) => Ok(Some(Session::new(
+            Arc::clone(shared),
+            stream,
+            login,
+            peer.to_owned(),
+        ))),
+        Ok(None) => Ok(None),
+        Err(refusal) => {
+            refusal.send(&mut stream).await;
+            Err(refusal)
+        }
+    }
+}
+
+/// What a successful login hands to the session.
+pub struct Login {
+    pub database: String,
+    pub user: String,
+    pub pool: Arc<Pool>,
+    pub params: Params,
+    pub leftover: BytesMut,
+}
+
+async fn log_in(
+    shared: &Arc<Shared>,
+    settings: &Settings,
+    stream: &mut Stream,
+    peer: &str,
+) -> Result<Option<Login>, Refusal> {
+    let mut buf = BytesMut::with_capacity(512);
+    let Some(startup) = read_startup_message(shared, stream, &mut buf).await? else {
+        return Ok(None);
+    };
+    if startup.minor_version > PROTOCOL_MINOR || !startup.protocol_options.is_empty() {
+        let mut out = BytesMut::new();
+        builders::negotiate_protocol_version(&mut out, PROTOCOL_MINOR, &startup.protocol_options);
+        stream.write_all(&out).await.map_err(|_| Refusal::gone())?;
+    }
+    let user = startup
+        .param("user")
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            Refusal::new(
+                INVALID_AUTHORIZATION,
+                "no PostgreSQL user name specified in startup packet",
+            )
+        })?
+        .to_owned();
+    let database = startup
+        .param("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user)
+        .to_owned();
+    tracing::info!(peer, db = %database, user = %user, "login attempt");
+
+    if shared.is_draining() {
+        return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
+    }
+    if shared.client_count() > settings.max_client_conn {
+        return Err(Refusal::new(
+            TOO_MANY_CONNECTIONS,
+            "no more connections allowed (max_client_conn)",
+        ));
+    }
+    let requested = requested_params(&startup, settings, peer)?;
+    if !settings.databases.contains_key(&database) {
+        return Err(Refusal::new(
+            INVALID_CATALOG_NAME,
+            format!("no such database: {database}"),
+        ));
+    }
+    auth::authenticate(stream, &mut buf, settings, &user).await?;
+    let pool = shared
+        .pool_for(&database, &user)
+        .map_err(|PoolLookup::NoSuchDatabase| {
+            Refusal::new(
+                INVALID_CATALOG_NAME,
+                format!("no such database: {database}"),
+            )
+        })?;
+    let server_params = server_params(&pool).await?;
+    let params = session_params(&server_params, &requested, settings);
+    welcome(stream, &server_params, &params).await?;
+    Ok(Some(Login {
+        database,
+        user,
+        pool,
+        params,
+        leftover: buf,
+    }))
+}
+
+/// Reads until a StartupMessage, answering SSLRequest/GSSENCRequest with 'N' (no TLS
+/// yet, so the client goes on in plain text) and serving a CancelRequest.
+async fn read_startup_message(
+    shared: &Shared,
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+) -> Result<Option<StartupMessage>, Refusal> {
+    loop {
+        match read_startup(buf) {
+            Ok(Some(StartupPacket::SslRequest | StartupPacket::GssEncRequest)) => {
+                if !buf.is_empty() {
+                    // Bytes sent before our answer could be injected by a man in the middle.
+                    return Err(Refusal::new(
+                        PROTOCOL_VIOLATION,
+                        "received unencrypted data after SSL request",
+                    ));
+                }
+                stream.write_all(b"N").await.map_err(|_| Refusal::gone())?;
+            }
+            Ok(Some(StartupPacket::Cancel { process_id, secret })) => {
+                shared.cancels.cancel(process_id, &secret).await;
+                return Ok(None);
+            }
+            Ok(Some(StartupPacket::Startup(message))) => return Ok(Some(message)),
+            Ok(None) => {
+                buf.reserve(1024);
+                match stream.read_buf(buf).await {
+                    Ok(0) | Err(_) => return Ok(None),
+                    Ok(_) => {}
+                }
+            }
+            Err(error) => return Err(Refusal::new(PROTOCOL_VIOLATION, error.to_string())),
+        }
+    }
+}
+
+/// The tracked parameters the client asked for in its startup packet. Anything else must
+/// be listed in `ignore_startup_parameters`, as in PgBouncer.
+fn requested_params(
+    startup: &StartupMessage,
+    settings: &Settings,
+    peer: &str,
+) -> Result<Params, Refusal> {
+    let mut params = Params::default();
+    for (name, value) in &startup.params {
+        if name == "user" || name == "database" {
+            continue;
+        }
+        if let Some(canonical) = canonical_name(name, &settings.track_extra_parameters) {
+            params.set(canonical, value);
+        } else if !settings
+            .ignore_startup_parameters
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(name))
+        {
+            return Err(Refusal::new(
+                PROTOCOL_VIOLATION,
+                format!("unsupported startup parameter: {name}"),
+            ));
+        }
+    }
+    if settings.application_name_add_host {
+        let name = params.get("application_name").unwrap_or("").to_owned();
+        params.set("application_name", &format!("{name} - {peer}"));
+    }
+    Ok(params)
+}
+
+/// The ParameterStatus set a server of this pool reports at login; when no server has
+/// logged in yet, one is opened (and returned) to learn it.
+async fn server_params(pool: &Arc<Pool>) -> Result<Params, Refusal> {
+    if let Some(params) = pool.server_params() {
+        return Ok(params);
+    }
+    match pool.checkout().await {
+        Ok(server) => {
+            let params = server.params.clone();
+            server.release();
+            Ok(params)
+        }
+        Err(CheckoutError::Server { code, message }) => Err(Refusal::new(&code, message)),
+        Err(other) => Err(Refusal::new(PROTOCOL_VIOLATION, other.to_string())),
+    }
+}
+
+/// What this client's transactions must see: the server's defaults for every tracked
+/// parameter, overridden by what the client asked for.
+fn session_params(server: &Params, requested: &Params, settings: &Settings) -> Params {
+    let mut params = Params::default();
+    let tracked = TRACKED
+        .iter()
+        .copied()
+        .chain(settings.track_extra_parameters.iter().map(String::as_str));
+    for name in tracked {
+        if let Some(value) = requested.get(name).or_else(|| server.get(name)) {
+            params.set(name, value);
+        }
+    }
+    params
+}
+
+async fn welcome(stream: &mut Stream, server: &Params, session: &Params) -> Result<(), Refusal> {
+    let mut out = BytesMut::with_capacity(512);
+    builders::authentication_ok(&mut out);
+    for (name, value) in server.iter() {
+        builders::parameter_status(&mut out, name, session.get(name).unwrap_or(value));
+    }
+    for (name, value) in session.iter() {
+        if server.get(name).is_none() {
+            builders::parameter_status(&mut out, name, value);
+        }
+    }
+    stream.write_all(&out).await.map_err(|_| Refusal::gone())
+}

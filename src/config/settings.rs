@@ -1,0 +1,281 @@
+//! Validated, typed settings: what the rest of pgmux reads. Built by `load` from
+//! `pooler.toml` plus `PGMUX_*` environment overrides; never constructed half-valid.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When a server connection goes back to its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// Released when the client disconnects (after `server_reset_query`).
+    Session,
+    /// Released at ReadyForQuery 'I' with nothing outstanding.
+    Transaction,
+    /// Released after every statement; transaction blocks are refused.
+    Statement,
+}
+
+impl PoolMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolMode::Session => "session",
+            PoolMode::Transaction => "transaction",
+            PoolMode::Statement => "statement",
+        }
+    }
+}
+
+impl std::str::FromStr for PoolMode {
+    type Err = UnknownVariant;
+
+    /// Case-insensitive, so `PGMUX_POOL_MODE=Transaction` works as PgBouncer's ini does.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [
+            PoolMode::Session,
+            PoolMode::Transaction,
+            PoolMode::Statement,
+        ]
+        .into_iter()
+        .find(|mode| mode.as_str().eq_ignore_ascii_case(text.trim()))
+        .ok_or(UnknownVariant)
+    }
+}
+
+impl std::fmt::Display for PoolMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How clients prove who they are to pgmux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub enum AuthType {
+    #[serde(rename = "trust")]
+    Trust,
+    #[serde(rename = "md5")]
+    Md5,
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+}
+
+impl AuthType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::Trust => "trust",
+            AuthType::Md5 => "md5",
+            AuthType::ScramSha256 => "scram-sha-256",
+        }
+    }
+}
+
+impl std::str::FromStr for AuthType {
+    type Err = UnknownVariant;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [AuthType::Trust, AuthType::Md5, AuthType::ScramSha256]
+            .into_iter()
+            .find(|auth| auth.as_str().eq_ignore_ascii_case(text.trim()))
+            .ok_or(UnknownVariant)
+    }
+}
+
+impl std::fmt::Display for AuthType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `pool_mode` or `auth_type` string that names no known variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownVariant;
+
+/// Where a server lives: TCP host or a unix socket directory (host starting with '/').
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// The name clients connect to (the key of `[databases.NAME]`).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// The database name on the server (defaults to `name`).
+    pub dbname: String,
+    /// Forced server login user; every client of this database shares its pool.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub pool_size: Option<usize>,
+    pub min_pool_size: Option<usize>,
+    pub reserve_pool_size: Option<usize>,
+    pub pool_mode: Option<PoolMode>,
+    /// 0 = unlimited.
+    pub max_db_connections: Option<usize>,
+}
+
+impl DatabaseSettings {
+    /// libpq's rule: a host that is an absolute path names the directory holding
+    /// the server's `.s.PGSQL.<port>` socket.
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSettings {
+    pub name: String,
+    /// Plain text, an `md5<32 hex>` hash, or a `SCRAM-SHA-256$…` secret.
+    pub password: Option<String>,
+    pub pool_mode: Option<PoolMode>,
+    /// 0 = unlimited.
+    pub max_user_connections: Option<usize>,
+}
+
+/// Every setting pgmux knows, with PgBouncer's names. A zero duration means "disabled"
+/// for timeouts, as in PgBouncer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The file these settings came from (for reload and error messages).
+    pub source: Option<PathBuf>,
+    pub listen_addr: String,
+    pub listen_port: u16,
+    /// Directory for the `.s.PGSQL.<port>` socket; None = no unix socket.
+    pub unix_socket_dir: Option<PathBuf>,
+    pub pool_mode: PoolMode,
+    pub max_client_conn: usize,
+    pub default_pool_size: usize,
+    pub min_pool_size: usize,
+    pub reserve_pool_size: usize,
+    pub reserve_pool_timeout: Duration,
+    /// 0 = unlimited.
+    pub max_db_connections: usize,
+    /// 0 = unlimited.
+    pub max_user_connections: usize,
+    pub server_idle_timeout: Duration,
+    pub server_lifetime: Duration,
+    pub server_connect_timeout: Duration,
+    pub server_login_retry: Duration,
+    pub query_wait_timeout: Duration,
+    pub query_timeout: Duration,
+    pub client_login_timeout: Duration,
+    pub client_idle_timeout: Duration,
+    pub idle_transaction_timeout: Duration,
+    pub server_reset_query: String,
+    pub server_reset_query_always: bool,
+    pub server_check_query: String,
+    pub server_check_delay: Duration,
+    pub auth_type: AuthType,
+    pub admin_users: Vec<String>,
+    pub stats_users: Vec<String>,
+    pub ignore_startup_parameters: Vec<String>,
+    pub track_extra_parameters: Vec<String>,
+    pub application_name_add_host: bool,
+    /// How long SIGTERM/SIGINT wait for running transactions before closing.
+    pub shutdown_timeout: Duration,
+    /// Tokio worker threads; 0 = one per core.
+    pub workers: usize,
+    pub databases: BTreeMap<String, DatabaseSettings>,
+    pub users: BTreeMap<String, UserSettings>,
+}
+
+impl Default for Settings {
+    /// PgBouncer 1.25's defaults, except `listen_addr` (loopback only until asked otherwise).
+    fn default() -> Self {
+        Settings {
+            source: None,
+            listen_addr: "127.0.0.1".to_owned(),
+            listen_port: 6432,
+            unix_socket_dir: Some(PathBuf::from("/tmp")),
+            pool_mode: PoolMode::Session,
+            max_client_conn: 100,
+            default_pool_size: 20,
+            min_pool_size: 0,
+            reserve_pool_size: 0,
+            reserve_pool_timeout: Duration::from_secs(5),
+            max_db_connections: 0,
+            max_user_connections: 0,
+            server_idle_timeout: Duration::from_secs(600),
+            server_lifetime: Duration::from_secs(3600),
+            server_connect_timeout: Duration::from_secs(15),
+            server_login_retry: Duration::from_secs(15),
+            query_wait_timeout: Duration::from_secs(120),
+            query_timeout: Duration::ZERO,
+            client_login_timeout: Duration::from_secs(60),
+            client_idle_timeout: Duration::ZERO,
+            idle_transaction_timeout: Duration::ZERO,
+            server_reset_query: "DISCARD ALL".to_owned(),
+            server_reset_query_always: false,
+            server_check_query: "select 1".to_owned(),
+            server_check_delay: Duration::from_secs(30),
+            auth_type: AuthType::Md5,
+            admin_users: Vec::new(),
+            stats_users: Vec::new(),
+            ignore_startup_parameters: Vec::new(),
+            track_extra_parameters: vec!["IntervalStyle".to_owned()],
+            application_name_add_host: false,
+            shutdown_timeout: Duration::from_secs(30),
+            workers: 0,
+            databases: BTreeMap::new(),
+            users: BTreeMap::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults with an ephemeral TCP port and no unix socket, so parallel tests never collide.
+    pub fn for_tests() -> Settings {
+        Settings {
+            listen_addr: "127.0.0.1".to_owned(),
+            listen_port: 0,
+            unix_socket_dir: None,
+            ..Settings::default()
+        }
+    }
+
+    /// The most specific `pool_mode`: the user's, then the database's, then the global one.
+    pub fn pool_mode_for(&self, database: &str, user: &str) -> PoolMode {
+        self.users
+            .get(user)
+            .and_then(|user| user.pool_mode)
+            .or_else(|| self.databases.get(database).and_then(|db| db.pool_mode))
+            .unwrap_or(self.pool_mode)
+    }
+
+    /// Server connections per (database, user) pool.
+    pub fn pool_size_for(&self, database: &str) -> usize {
+        self.database_override(database, |db| db.pool_size)
+            .unwrap_or(self.default_pool_size)
+    }
+
+    /// Server connections kept open per pool even when idle.
+    pub fn min_pool_size_for(&self, database: &str) -> usize {
+        self.database_override(database, |db| db.min_pool_size)
+            .unwrap_or(self.min_pool_size)
+    }
+
+    /// Extra connections a pool may open once a client has waited `reserve_pool_timeout`.
+    pub fn reserve_pool_size_for(&self, database: &str) -> usize {
+        self.database_override(database, |db| db.reserve_pool_size)
+            .unwrap_or(self.reserve_pool_size)
+    }
+
+    /// Server connections across all pools of a database; 0 = unlimited.
+    pub fn max_db_connections_for(&self, database: &str) -> usize {
+        self.database_override(database, |db| db.max_db_connections)
+            .unwrap_or(self.max_db_connections)
+    }
+
+    /// Server connections across all pools of a user; 0 = unlimited.
+    pub fn max_user_connections_for(&self, user: &str) -> usize {
+        self.users
+            .get(user)
+            .and_then(|user| user.max_user_connections)
+            .unwrap_or(self.max_user_connections)
+    }
+
+    fn database_override(
+        &self,
+        database: &str,
+        field: impl Fn(&DatabaseSettings) -> Option<usize>,
+    ) -> Option<usize> {
+        self.databases.get(database).and_then(field)
+    }
+}

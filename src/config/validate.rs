@@ -1,0 +1,177 @@
+//! Raw values → [`Settings`]: defaults for what is absent, typed checks for what is
+//! present, and the cross-key rules (a `url` excludes the discrete connection keys).
+
+use std::path::PathBuf;
+
+use super::database_url::{self, ConnectionParts};
+use super::error::ConfigError;
+use super::provenance::Provenance;
+use super::raw::{RawConfig, RawDatabase, RawUser, StringList};
+use super::settings::{DatabaseSettings, Settings, UserSettings};
+use super::values;
+
+pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, ConfigError> {
+    let defaults = Settings::default();
+    let list =
+        |value: Option<StringList>, default: Vec<String>| value.map_or(default, |list| list.0);
+    macro_rules! setting {
+        ($key:ident, $conversion:path) => {
+            at.convert(stringify!($key), raw.$key.as_ref(), $conversion)?
+                .unwrap_or(defaults.$key)
+        };
+    }
+
+    Ok(Settings {
+        source: None,
+        listen_addr: setting!(listen_addr, values::listen_addr),
+        listen_port: setting!(listen_port, values::listen_port),
+        // PgBouncer: an empty unix_socket_dir disables the unix socket.
+        unix_socket_dir: match at.convert(
+            "unix_socket_dir",
+            raw.unix_socket_dir.as_ref(),
+            values::text,
+        )? {
+            Some(dir) if dir.trim().is_empty() => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => defaults.unix_socket_dir,
+        },
+        pool_mode: setting!(pool_mode, values::pool_mode),
+        max_client_conn: setting!(max_client_conn, values::positive_count),
+        default_pool_size: setting!(default_pool_size, values::positive_count),
+        min_pool_size: setting!(min_pool_size, values::count),
+        reserve_pool_size: setting!(reserve_pool_size, values::count),
+        reserve_pool_timeout: setting!(reserve_pool_timeout, values::duration),
+        max_db_connections: setting!(max_db_connections, values::count),
+        max_user_connections: setting!(max_user_connections, values::count),
+        server_idle_timeout: setting!(server_idle_timeout, values::duration),
+        server_lifetime: setting!(server_lifetime, values::duration),
+        server_connect_timeout: setting!(server_connect_timeout, values::duration),
+        server_login_retry: setting!(server_login_retry, values::duration),
+        query_wait_timeout: setting!(query_wait_timeout, values::duration),
+        query_timeout: setting!(query_timeout, values::duration),
+        client_login_timeout: setting!(client_login_timeout, values::duration),
+        client_idle_timeout: setting!(client_idle_timeout, values::duration),
+        idle_transaction_timeout: setting!(idle_transaction_timeout, values::duration),
+        // Empty disables the reset / the health check, as in PgBouncer.
+        server_reset_query: setting!(server_reset_query, values::text),
+        server_reset_query_always: setting!(server_reset_query_always, values::flag),
+        server_check_query: setting!(server_check_query, values::text),
+        server_check_delay: setting!(server_check_delay, values::duration),
+        auth_type: setting!(auth_type, values::auth_type),
+        admin_users: list(raw.admin_users, defaults.admin_users),
+        stats_users: list(raw.stats_users, defaults.stats_users),
+        ignore_startup_parameters: list(
+            raw.ignore_startup_parameters,
+            defaults.ignore_startup_parameters,
+        ),
+        track_extra_parameters: list(raw.track_extra_parameters, defaults.track_extra_parameters),
+        application_name_add_host: setting!(application_name_add_host, values::flag),
+        shutdown_timeout: setting!(shutdown_timeout, values::duration),
+        workers: setting!(workers, values::count),
+        databases: raw
+            .databases
+            .into_iter()
+            .map(|(name, database)| Ok((name.clone(), self::database(name, database, at)?)))
+            .collect::<Result<_, ConfigError>>()?,
+        users: raw
+            .users
+            .into_iter()
+            .map(|(name, user)| Ok((name.clone(), self::user(name, user, at)?)))
+            .collect::<Result<_, ConfigError>>()?,
+    })
+}
+
+const DEFAULT_SERVER_HOST: &str = "127.0.0.1";
+const DEFAULT_SERVER_PORT: u16 = 5432;
+
+fn database(
+    name: String,
+    raw: RawDatabase,
+    at: &Provenance,
+) -> Result<DatabaseSettings, ConfigError> {
+    if name.trim().is_empty() {
+        return Err(at.invalid("databases", "a database name must not be empty"));
+    }
+    let key = |field: &str| format!("databases.{name}.{field}");
+
+    let ConnectionParts {
+        host,
+        port,
+        dbname,
+        user,
+        password,
+    } = match &raw.url {
+        Some(url) => {
+            let discrete = [
+                ("host", &raw.host),
+                ("port", &raw.port),
+                ("dbname", &raw.dbname),
+                ("user", &raw.user),
+                ("password", &raw.password),
+            ];
+            if let Some((field, _)) = discrete.iter().find(|(_, value)| value.is_some()) {
+                return Err(at.invalid(
+                    &key(field),
+                    format!("cannot be combined with `url`; put the {field} in the URL instead"),
+                ));
+            }
+            let url = values::text(url)
+                .map_err(|expected| at.invalid_value(&key("url"), url, expected))?;
+            database_url::parse(&url).map_err(|problem| at.invalid(&key("url"), problem))?
+        }
+        None => ConnectionParts {
+            host: at.convert(&key("host"), raw.host.as_ref(), values::non_empty_text)?,
+            port: at.convert(&key("port"), raw.port.as_ref(), values::port)?,
+            dbname: at.convert(&key("dbname"), raw.dbname.as_ref(), values::non_empty_text)?,
+            user: at.convert(&key("user"), raw.user.as_ref(), values::non_empty_text)?,
+            password: at.convert(&key("password"), raw.password.as_ref(), values::text)?,
+        },
+    };
+
+    Ok(DatabaseSettings {
+        host: host.unwrap_or_else(|| DEFAULT_SERVER_HOST.to_owned()),
+        port: port.unwrap_or(DEFAULT_SERVER_PORT),
+        dbname: dbname.unwrap_or_else(|| name.clone()),
+        user,
+        password,
+        pool_size: at.convert(
+            &key("pool_size"),
+            raw.pool_size.as_ref(),
+            values::positive_count,
+        )?,
+        min_pool_size: at.convert(
+            &key("min_pool_size"),
+            raw.min_pool_size.as_ref(),
+            values::count,
+        )?,
+        reserve_pool_size: at.convert(
+            &key("reserve_pool_size"),
+            raw.reserve_pool_size.as_ref(),
+            values::count,
+        )?,
+        pool_mode: at.convert(&key("pool_mode"), raw.pool_mode.as_ref(), values::pool_mode)?,
+        max_db_connections: at.convert(
+            &key("max_db_connections"),
+            raw.max_db_connections.as_ref(),
+            values::count,
+        )?,
+        name,
+    })
+}
+
+fn user(name: String, raw: RawUser, at: &Provenance) -> Result<UserSettings, ConfigError> {
+    if name.trim().is_empty() {
+        return Err(at.invalid("users", "a user name must not be empty"));
+    }
+    let key = |field: &str| format!("users.{name}.{field}");
+    Ok(UserSettings {
+        password: at.convert(&key("password"), raw.password.as_ref(), values::text)?,
+        pool_mode: at.convert(&key("pool_mode"), raw.pool_mode.as_ref(), values::pool_mode)?,
+        max_user_connections: at.convert(
+            &key("max_user_connections"),
+            raw.max_user_connections.as_ref(),
+            values::count,
+        )?,
+        name,
+    })
+}

@@ -1,0 +1,171 @@
+//! `Shared`: the one handle every task gets — settings, pools, cancel keys, counters.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+
+use crate::cancel::CancelMap;
+use crate::config::{DatabaseSettings, Settings};
+use crate::pool::{Pool, PoolKey, PoolLimits, SharedCount};
+use crate::server::ServerTarget;
+use crate::shutdown::{Drain, DrainTrigger};
+
+pub struct Shared {
+    settings: ArcSwap<Settings>,
+    pools: DashMap<PoolKey, Arc<Pool>>,
+    pub cancels: CancelMap,
+    /// Client connections open now (logging in or logged in), for `max_client_conn`.
+    pub clients: AtomicUsize,
+    db_counts: DashMap<String, Arc<SharedCount>>,
+    user_counts: DashMap<String, Arc<SharedCount>>,
+    server_ids: Arc<AtomicU64>,
+    drain: DrainTrigger,
+}
+
+/// Why a pool could not be found for a client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PoolLookup {
+    NoSuchDatabase,
+}
+
+impl Shared {
+    pub fn new(settings: Settings) -> Arc<Shared> {
+        let (drain, _) = crate::shutdown::channel();
+        Arc::new(Shared {
+            settings: ArcSwap::from_pointee(settings),
+            pools: DashMap::new(),
+            cancels: CancelMap::default(),
+            clients: AtomicUsize::new(0),
+            db_counts: DashMap::new(),
+            user_counts: DashMap::new(),
+            server_ids: Arc::new(AtomicU64::new(0)),
+            drain,
+        })
+    }
+
+    /// The settings in force; read once per login or transaction, not per message.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    pub fn drain(&self) -> Drain {
+        self.drain.subscribe()
+    }
+
+    pub fn start_drain(&self) {
+        self.drain.start();
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.drain.subscribe().is_draining()
+    }
+
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        self.pools
+            .iter()
+            .map(|entry| Arc::clone(entry.value()))
+            .collect()
+    }
+
+    /// The pool for a client of `database` logged in as `user`. A database with a forced
+    /// user has one pool that every client shares.
+    pub fn pool_for(&self, database: &str, user: &str) -> Result<Arc<Pool>, PoolLookup> {
+        let settings = self.settings();
+        let db = settings
+            .databases
+            .get(database)
+            .ok_or(PoolLookup::NoSuchDatabase)?;
+        let target = server_target(&settings, db, user);
+        let key = PoolKey {
+            database: database.to_owned(),
+            user: target.user.clone(),
+        };
+        if let Some(pool) = self.pools.get(&key) {
+            return Ok(Arc::clone(pool.value()));
+        }
+        let pool = self.pools.entry(key.clone()).or_insert_with(|| {
+            Pool::new(
+                key.clone(),
+                target,
+                limits(&settings, database, &key.user),
+                self.count(&self.db_counts, database),
+                self.count(&self.user_counts, &key.user),
+                Arc::clone(&self.server_ids),
+            )
+        });
+        Ok(Arc::clone(pool.value()))
+    }
+
+    fn count(&self, counts: &DashMap<String, Arc<SharedCount>>, name: &str) -> Arc<SharedCount> {
+        Arc::clone(counts.entry(name.to_owned()).or_default().value())
+    }
+
+    /// Swaps in reloaded settings. Pools whose server target is unchanged keep their
+    /// servers and take the new limits; the others close (their busy servers when
+    /// released) and are recreated on the next login.
+    pub fn reload(&self, new: Settings) {
+        self.settings.store(Arc::new(new));
+        let settings = self.settings();
+        self.pools.retain(|key, pool| {
+            let still_same = settings
+                .databases
+                .get(&key.database)
+                .map(|db| server_target(&settings, db, &key.user) == pool.target)
+                .unwrap_or(false);
+            if still_same {
+                pool.set_limits(limits(&settings, &key.database, &key.user));
+            } else {
+                pool.close();
+            }
+            still_same
+        });
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
+    }
+}
+
+/// Who pgmux logs in as: the database's forced user, else the client's own name with the
+/// password from `[users]`.
+fn server_target(settings: &Settings, db: &DatabaseSettings, client_user: &str) -> ServerTarget {
+    let (user, password) = match &db.user {
+        Some(forced) => (forced.clone(), db.password.clone()),
+        None => (
+            client_user.to_owned(),
+            db.password.clone().or_else(|| {
+                settings
+                    .users
+                    .get(client_user)
+                    .and_then(|u| u.password.clone())
+            }),
+        ),
+    };
+    ServerTarget {
+        host: db.host.clone(),
+        port: db.port,
+        dbname: db.dbname.clone(),
+        user,
+        password,
+    }
+}
+
+fn limits(settings: &Settings, database: &str, user: &str) -> PoolLimits {
+    PoolLimits {
+        pool_size: settings.pool_size_for(database),
+        min_pool_size: settings.min_pool_size_for(database),
+        reserve_pool_size: settings.reserve_pool_size_for(database),
+        reserve_pool_timeout: settings.reserve_pool_timeout,
+        max_db_connections: settings.max_db_connections_for(database),
+        max_user_connections: settings.max_user_connections_for(user),
+        server_lifetime: settings.server_lifetime,
+        server_idle_timeout: settings.server_idle_timeout,
+        server_connect_timeout: settings.server_connect_timeout,
+        server_login_retry: settings.server_login_retry,
+        server_check_delay: settings.server_check_delay,
+        server_check_query: settings.server_check_query.clone(),
+        query_wait_timeout: settings.query_wait_timeout,
+    }
+}

@@ -1,0 +1,12 @@
+pub mod app;
+pub mod auth;
+pub mod cancel;
+pub mod client;
+pub mod config;
+pub mod context;
+pub mod net;
+pub mod params;
+pub mod pool;
+pub mod protocol;
+pub mod server;
+pub mod shutdown;

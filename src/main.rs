@@ -1,0 +1,74 @@
+//! The `pgmux` binary: command line, logging, runtime; everything else is `app::run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "pgmux", version, about = "PostgreSQL connection pooler")]
+struct Cli {
+    /// Settings file (pooler.toml).
+    #[arg(value_name = "CONFIG")]
+    config_file: Option<PathBuf>,
+    /// Settings file, as an option.
+    #[arg(
+        long = "config",
+        short = 'c',
+        value_name = "FILE",
+        conflicts_with = "config_file"
+    )]
+    config: Option<PathBuf>,
+    /// Validate the settings file and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let path = cli
+        .config
+        .or(cli.config_file)
+        .unwrap_or_else(|| PathBuf::from("pooler.toml"));
+    let settings = match pgmux::config::load(&path) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("pgmux: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.check {
+        println!("{}: ok", path.display());
+        return ExitCode::SUCCESS;
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if settings.workers > 0 {
+        runtime.worker_threads(settings.workers);
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("pgmux: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(pgmux::app::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("pgmux: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

@@ -1,0 +1,3 @@
+//! Sockets: one stream type for TCP and unix connections, both directions.
+mod stream;
+pub use stream::Stream;

@@ -1,0 +1,469 @@
+//! Server connections of one (database, user): the idle list, the FIFO queue of waiting
+//! clients, limits, and the janitor that retires and tops up servers.
+//!
+//! ```text
+//! checkout ─▶ idle server?  ─yes─▶ vet (alive? check query?) ─▶ PooledServer
+//!               │no
+//!               ├─ room under the limits? ─▶ Slot ─▶ connect + login ─▶ PooledServer
+//!               └─ queue (FIFO) ◀── release hands its server to the first waiter
+//! ```
+//! Every server is owned by exactly one thing at a time: the idle list, a
+//! [`PooledServer`] guard, or a grant in flight to a waiter. Dropping a guard or a grant
+//! closes the server and gives its place to the next waiter, so counts cannot drift.
+
+mod janitor;
+mod state;
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::params::Params;
+use crate::server::{self, ServerConn, ServerError, ServerTarget};
+use state::{Grant, PoolState, Waiter};
+pub use state::{PoolLimits, PoolSnapshot};
+
+/// The pool a client's transactions draw from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolKey {
+    pub database: String,
+    pub user: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("query_wait_timeout")]
+    QueryWaitTimeout,
+    /// The server refused the login, or could not be reached: `code` is its SQLSTATE.
+    #[error("{message}")]
+    Server { code: String, message: String },
+    #[error("database removed")]
+    Closed,
+}
+
+/// Connection counters shared by every pool of one database or one user, for
+/// `max_db_connections` / `max_user_connections`.
+#[derive(Debug, Default)]
+pub struct SharedCount(AtomicUsize);
+
+impl SharedCount {
+    fn try_acquire(&self, limit: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (limit == 0 || n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+pub struct Pool {
+    pub key: PoolKey,
+    pub target: ServerTarget,
+    state: Mutex<PoolState>,
+    db_count: Arc<SharedCount>,
+    user_count: Arc<SharedCount>,
+    server_ids: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("key", &self.key).finish()
+    }
+}
+
+impl Pool {
+    pub fn new(
+        key: PoolKey,
+        target: ServerTarget,
+        limits: PoolLimits,
+        db_count: Arc<SharedCount>,
+        user_count: Arc<SharedCount>,
+        server_ids: Arc<AtomicU64>,
+    ) -> Arc<Pool> {
+        let pool = Arc::new(Pool {
+            key,
+            target,
+            state: Mutex::new(PoolState::new(limits)),
+            db_count,
+            user_count,
+            server_ids,
+        });
+        janitor::spawn(&pool);
+        pool
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn limits(&self) -> PoolLimits {
+        self.lock().limits.clone()
+    }
+
+    /// Applies reloaded settings; the janitor shrinks or grows the pool to match.
+    pub fn set_limits(&self, limits: PoolLimits) {
+        self.lock().limits = limits;
+    }
+
+    /// What the server reported at its first login: the ParameterStatus a new client is
+    /// greeted with. None until a server has logged in.
+    pub fn server_params(&self) -> Option<Params> {
+        self.lock().server_params.clone()
+    }
+
+    pub fn snapshot(&self) -> PoolSnapshot {
+        self.lock().snapshot()
+    }
+
+    /// Stops handing out servers: idle ones close now, busy ones when released, and
+    /// waiting clients are told the database is gone.
+    pub fn close(self: &Arc<Self>) {
+        let idle = {
+            let mut state = self.lock();
+            state.closed = true;
+            for waiter in state.waiters.drain(..) {
+                let _ = waiter.grant.send(Grant::Failed(CheckoutError::Closed));
+            }
+            std::mem::take(&mut state.idle)
+        };
+        for conn in idle {
+            self.forget(conn);
+        }
+    }
+
+    /// A server for one transaction (or session), waiting in FIFO order when the pool is
+    /// full, up to `query_wait_timeout`.
+    pub async fn checkout(self: &Arc<Self>) -> Result<PooledServer, CheckoutError> {
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let grant = match self.try_take() {
+                Ok(grant) => grant,
+                Err(receiver) => {
+                    let timeout = self.lock().limits.query_wait_timeout;
+                    // query_wait_timeout = 0 waits forever, as in PgBouncer.
+                    let until = (!timeout.is_zero())
+                        .then(|| *deadline.get_or_insert_with(|| Instant::now() + timeout));
+                    self.wait(receiver, until).await?
+                }
+            };
+            match grant {
+                Grant::Server(server) => {
+                    if let Some(server) = self.vet(server).await {
+                        return Ok(server);
+                    }
+                }
+                Grant::Slot(slot) => return self.open(slot).await,
+                Grant::Failed(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The synchronous half of checkout: an idle server, a slot to open one, a fast
+    /// failure, or a place in the queue.
+    fn try_take(self: &Arc<Self>) -> Result<Grant, oneshot::Receiver<Grant>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Ok(Grant::Failed(CheckoutError::Closed));
+        }
+        // Someone queued first keeps their turn: FIFO even when a server frees up now.
+        if !state.has_live_waiters() {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(Grant::Server(self.guard(conn)));
+            }
+            if self.reserve_slot(&mut state, false) {
+                return Ok(Grant::Slot(Slot::new(self)));
+            }
+            if let Some(error) = state.recent_login_failure() {
+                return Ok(Grant::Failed(error));
+            }
+        }
+        let (grant, receiver) = oneshot::channel();
+        state.waiters.push_back(Waiter {
+            since: Instant::now(),
+            grant,
+        });
+        Err(receiver)
+    }
+
+    async fn wait(
+        &self,
+        mut receiver: oneshot::Receiver<Grant>,
+        deadline: Option<Instant>,
+    ) -> Result<Grant, CheckoutError> {
+        let Some(deadline) = deadline else {
+            return receiver.await.map_err(|_| CheckoutError::Closed);
+        };
+        match tokio::time::timeout_at(deadline.into(), &mut receiver).await {
+            Ok(grant) => grant.map_err(|_| CheckoutError::Closed),
+            Err(_) => {
+                // A grant may have been sent in the instant the timer fired: take it
+                // rather than let it be dropped.
+                receiver.close();
+                receiver
+                    .try_recv()
+                    .map_err(|_| CheckoutError::QueryWaitTimeout)
+            }
+        }
+    }
+
+    /// Counts a new server against every limit; true when there was room.
+    fn reserve_slot(&self, state: &mut PoolState, allow_reserve: bool) -> bool {
+        let limits = &state.limits;
+        let cap = limits.pool_size
+            + if allow_reserve {
+                limits.reserve_pool_size
+            } else {
+                0
+            };
+        if state.total >= cap {
+            return false;
+        }
+        if !self.db_count.try_acquire(limits.max_db_connections) {
+            return false;
+        }
+        if !self.user_count.try_acquire(limits.max_user_connections) {
+            self.db_count.release();
+            return false;
+        }
+        state.total += 1;
+        true
+    }
+
+    /// Makes sure an idle server is still usable: not closed by PostgreSQL meanwhile and,
+    /// after `server_check_delay` of idleness, answering `server_check_query`.
+    async fn vet(&self, mut server: PooledServer) -> Option<PooledServer> {
+        if !server.is_idle_and_alive() {
+            return None;
+        }
+        let (delay, query, timeout) = {
+            let state = self.lock();
+            let limits = &state.limits;
+            (
+                limits.server_check_delay,
+                limits.server_check_query.clone(),
+                limits.server_connect_timeout,
+            )
+        };
+        if !delay.is_zero() && !query.is_empty() && server.last_used.elapsed() >= delay {
+            let check = tokio::time::timeout(
+                timeout.max(Duration::from_secs(1)),
+                server.run_internal(&query),
+            );
+            if !matches!(check.await, Ok(Ok(b'I'))) {
+                return None;
+            }
+        }
+        Some(server)
+    }
+
+    async fn open(self: &Arc<Self>, slot: Slot) -> Result<PooledServer, CheckoutError> {
+        let id = self.server_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let timeout = self.lock().limits.server_connect_timeout;
+        match server::connect(&self.target, id, timeout).await {
+            Ok(conn) => {
+                slot.disarm();
+                self.note_login(&conn);
+                tracing::info!(server = id, db = %self.key.database, user = %self.key.user, "new server connection");
+                Ok(self.guard(conn))
+            }
+            Err(error) => {
+                let error = checkout_error(&error);
+                tracing::warn!(db = %self.key.database, user = %self.key.user, "server login failed: {error}");
+                self.note_login_failure(&error);
+                drop(slot);
+                Err(error)
+            }
+        }
+    }
+
+    fn note_login(&self, conn: &ServerConn) {
+        let mut state = self.lock();
+        state.last_login_failure = None;
+        if state.server_params.is_none() {
+            state.server_params = Some(conn.params.clone());
+        }
+    }
+
+    /// A failed login fails everyone waiting (they would only time out) and, for
+    /// `server_login_retry`, fails new clients at once instead of hammering the server.
+    fn note_login_failure(&self, error: &CheckoutError) {
+        let mut state = self.lock();
+        state.last_login_failure = Some((Instant::now(), error.clone_for_waiter()));
+        for waiter in state.waiters.drain(..) {
+            let _ = waiter.grant.send(Grant::Failed(error.clone_for_waiter()));
+        }
+    }
+
+    fn guard(self: &Arc<Self>, conn: ServerConn) -> PooledServer {
+        PooledServer {
+            conn: Some(conn),
+            pool: Arc::clone(self),
+        }
+    }
+
+    /// Returns a clean server (ReadyForQuery 'I', nothing outstanding): to the first
+    /// waiter if there is one, else to the idle list.
+    fn put_back(self: &Arc<Self>, mut conn: ServerConn) {
+        let now = Instant::now();
+        conn.last_used = now;
+        let mut state = self.lock();
+        let lifetime = state.limits.server_lifetime;
+        let over_lifetime = !lifetime.is_zero() && now.duration_since(conn.created_at) >= lifetime;
+        if state.closed
+            || over_lifetime
+            || state.total > state.limits.pool_size + state.limits.reserve_pool_size
+        {
+            drop(state);
+            self.forget(conn);
+            return;
+        }
+        while let Some(waiter) = state.waiters.pop_front() {
+            match waiter.grant.send(Grant::Server(self.guard(conn))) {
+                Ok(()) => return,
+                Err(Grant::Server(mut returned)) => {
+                    conn = returned.conn.take().expect("guard holds its server")
+                }
+                Err(_) => unreachable!("a send returns what it was given"),
+            }
+        }
+        state.idle.push(conn);
+    }
+
+    /// A server leaves the pool for good; its place goes to the first waiter.
+    fn forget(self: &Arc<Self>, conn: ServerConn) {
+        close_in_background(conn);
+        self.free_slot();
+    }
+
+    fn free_slot(self: &Arc<Self>) {
+        let mut state = self.lock();
+        if !state.closed {
+            while let Some(waiter) = state.waiters.pop_front() {
+                if waiter.grant.is_closed() {
+                    continue;
+                }
+                // The freed place moves to the waiter: totals and shared counts stay.
+                match waiter.grant.send(Grant::Slot(Slot::new(self))) {
+                    Ok(()) => return,
+                    Err(Grant::Slot(mut slot)) => slot.armed = false,
+                    Err(_) => unreachable!("a send returns what it was given"),
+                }
+            }
+        }
+        state.total -= 1;
+        self.db_count.release();
+        self.user_count.release();
+    }
+}
+
+fn close_in_background(conn: ServerConn) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(conn.terminate());
+    }
+}
+
+fn checkout_error(error: &ServerError) -> CheckoutError {
+    match error {
+        ServerError::Refused { code, message } => CheckoutError::Server {
+            code: code.clone(),
+            message: message.clone(),
+        },
+        other => CheckoutError::Server {
+            code: crate::protocol::sqlstate::CONNECTION_FAILURE.to_owned(),
+            message: format!("pgmux cannot connect to server: {other}"),
+        },
+    }
+}
+
+impl CheckoutError {
+    fn clone_for_waiter(&self) -> CheckoutError {
+        match self {
+            CheckoutError::QueryWaitTimeout => CheckoutError::QueryWaitTimeout,
+            CheckoutError::Server { code, message } => CheckoutError::Server {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            CheckoutError::Closed => CheckoutError::Closed,
+        }
+    }
+}
+
+/// A server checked out of its pool. `release()` returns it; dropping it closes it.
+pub struct PooledServer {
+    conn: Option<ServerConn>,
+    pool: Arc<Pool>,
+}
+
+impl PooledServer {
+    /// Back to the pool. Only for a server at ReadyForQuery 'I' with nothing outstanding.
+    pub fn release(mut self) {
+        let conn = self.conn.take().expect("guard holds its server");
+        self.pool.put_back(conn);
+    }
+
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
+impl Deref for PooledServer {
+    type Target = ServerConn;
+    fn deref(&self) -> &ServerConn {
+        self.conn.as_ref().expect("guard holds its server")
+    }
+}
+
+impl DerefMut for PooledServer {
+    fn deref_mut(&mut self) -> &mut ServerConn {
+        self.conn.as_mut().expect("guard holds its server")
+    }
+}
+
+impl Drop for PooledServer {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.forget(conn);
+        }
+    }
+}
+
+/// Permission to open one server, already counted against every limit. Dropped
+/// unused, it frees its place.
+pub struct Slot {
+    pool: Arc<Pool>,
+    armed: bool,
+}
+
+impl Slot {
+    fn new(pool: &Arc<Pool>) -> Slot {
+        Slot {
+            pool: Arc::clone(pool),
+            armed: true,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pool.free_slot();
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Framing of regular (tagged) v3 messages: `tag: u8, length: i32 (counting itself), body`.
+//!
+//! The relay never needs most message bodies, so a frame whose tag does not need
+//! inspecting is *streamed*: its bytes are forwarded as they arrive and only the count
+//! still to come is remembered. Memory per connection is therefore bounded by the read
+//! buffer, whatever the size of a DataRow or CopyData.
+
+use bytes::Buf;
+
+/// The header: one tag byte and a four-byte length.
+pub const HEADER_LEN: usize = 5;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("invalid message length {0}")]
+    BadLength(u32),
+    #[error("message of {0} bytes exceeds the limit of {1}")]
+    TooLarge(usize, usize),
+}
+
+/// What the cursor found at its position.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub tag: u8,
+    /// The whole body when it is all in the buffer; `None` when the frame is being
+    /// streamed through because it was not wholly buffered and its body is not needed.
+    pub body: Option<&'a [u8]>,
+}
+
+/// Walks the frames of one direction of a connection. Survives across reads: it keeps the
+/// count of bytes still owed by a streamed frame, never a borrowed slice.
+#[derive(Debug, Default)]
+pub struct FrameCursor {
+    pos: usize,
+    streaming_left: usize,
+}
+
+impl FrameCursor {
+    /// Bytes of the buffer already walked over: they may be forwarded.
+    pub fn consumed(&self) -> usize {
+        self.pos
+    }
+
+    /// Call after the first `consumed()` bytes were split off the buffer.
+    pub fn rebase(&mut self) {
+        self.pos = 0;
+    }
+
+    /// True while a streamed frame still owes bytes (the connection is mid-message).
+    pub fn mid_frame(&self) -> bool {
+        self.streaming_left > 0
+    }
+
+    /// The next frame at the cursor. `needs_body(tag)` says which tags must be seen whole:
+    /// they wait in the buffer up to `max_whole` bytes; a larger one streams like any
+    /// other frame (body `None`), so a buffer never grows past `max_whole`.
+    /// `Ok(None)`: not enough bytes yet.
+    pub fn next<'a>(
+        &mut self,
+        buf: &'a [u8],
+        needs_body: impl Fn(u8) -> bool,
+        max_whole: usize,
+    ) -> Result<Option<Frame<'a>>, FrameError> {
+        if self.streaming_left > 0 {
+            let available = buf.len() - self.pos;
+            let taken = available.min(self.streaming_left);
+            self.pos += taken;
+            self.streaming_left -= taken;
+            if self.streaming_left > 0 {
+                return Ok(None);
+            }
+        }
+        let rest = &buf[self.pos..];
+        if rest.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let tag = rest[0];
+        let length = (&rest[1..5]).get_u32();
+        if length < 4 || length > i32::MAX as u32 {
+            return Err(FrameError::BadLength(length));
+        }
+        let total = 1 + length as usize;
+        if rest.len() >= total {
+            self.pos += total;
+            return Ok(Some(Frame {
+                tag,
+                body: Some(&rest[HEADER_LEN..total]),
+            }));
+        }
+        if needs_body(tag) && total <= max_whole {
+            return Ok(None);
+        }
+        self.pos += rest.len();
+        self.streaming_left = total - rest.len();
+        Ok(Some(Frame { tag, body: None }))
+    }
+}
+
+/// Reads a whole frame from the front of `buf` without consuming it: `(tag, body, total)`.
+/// For cold paths (login, injected queries) where every message is small and wanted whole.
+pub fn peek_whole(buf: &[u8], max_len: usize) -> Result<Option<(u8, &[u8], usize)>, FrameError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let length = (&buf[1..5]).get_u32();
+    if length < 4 || length > i32::MAX as u32 {
+        return Err(FrameError::BadLength(length));
+    }
+    let total = 1 + length as usize;
+    if total > max_len {
+        return Err(FrameError::TooLarge(total, max_len));
+    }
+    if buf.len() < total {
+        return Ok(None);
+    }
+    Ok(Some((buf[0], &buf[HEADER_LEN..total], total)))
+}
+
+/// Splits a NUL-terminated string off the front of `body`.
+pub fn take_cstr(body: &[u8]) -> Option<(&str, &[u8])> {
+    let nul = body.iter().position(|&b| b == 0)?;
+    let text = std::str::from_utf8(&body[..nul]).ok()?;
+    Some((text, &body[nul + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn whole_frames_are_returned_with_bodies() {
+        let mut buf = msg(b'Z', b"I");
+        buf.extend(msg(b'C', b"SELECT 1\0"));
+        let mut cursor = FrameCursor::default();
+        let first = cursor.next(&buf, |_| true, 1024).unwrap().unwrap();
+        assert_eq!((first.tag, first.body), (b'Z', Some(&b"I"[..])));
+        let second = cursor.next(&buf, |_| true, 1024).unwrap().unwrap();
+        assert_eq!(second.tag, b'C');
+        assert_eq!(cursor.next(&buf, |_| true, 1024).unwrap(), None);
+        assert_eq!(cursor.consumed(), buf.len());
+    }
+
+    #[test]
+    fn partial_header_waits() {
+        let buf = msg(b'Z', b"I");
+        let mut cursor = FrameCursor::default();
+        assert_eq!(cursor.next(&buf[..3], |_| true, 1024).unwrap(), None);
+        assert_eq!(cursor.consumed(), 0);
+    }
+
+    #[test]
+    fn unneeded_bodies_stream_across_reads() {
+        let big = msg(b'D', &[7u8; 100]);
+        let mut cursor = FrameCursor::default();
+        let frame = cursor
+            .next(&big[..40], |t| t == b'Z', 1024)
+            .unwrap()
+            .unwrap();
+        assert_eq!((frame.tag, frame.body), (b'D', None));
+        assert_eq!(cursor.consumed(), 40);
+        cursor.rebase();
+        assert!(cursor.mid_frame());
+        // The rest of the DataRow plus a ReadyForQuery arrive together.
+        let mut next = big[40..].to_vec();
+        next.extend(msg(b'Z', b"I"));
+        let frame = cursor.next(&next, |t| t == b'Z', 1024).unwrap().unwrap();
+        assert_eq!((frame.tag, frame.body), (b'Z', Some(&b"I"[..])));
+        assert_eq!(cursor.consumed(), next.len());
+    }
+
+    #[test]
+    fn needed_bodies_wait_until_whole_and_are_bounded() {
+        let error = msg(b'E', &[1u8; 50]);
+        let mut cursor = FrameCursor::default();
+        assert_eq!(
+            cursor.next(&error[..20], |t| t == b'E', 1024).unwrap(),
+            None
+        );
+        assert_eq!(cursor.consumed(), 0);
+        let streamed = cursor
+            .next(&error[..20], |t| t == b'E', 30)
+            .unwrap()
+            .unwrap();
+        assert_eq!((streamed.tag, streamed.body), (b'E', None));
+    }
+
+    #[test]
+    fn lengths_below_four_are_rejected() {
+        let buf = [b'Q', 0, 0, 0, 3];
+        let mut cursor = FrameCursor::default();
+        assert_eq!(
+            cursor.next(&buf, |_| false, 1024),
+            Err(FrameError::BadLength(3))
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! One backend connection: connect, log in, remember what the server reported
+//! (ParameterStatus, BackendKeyData), and small request/response helpers for the
+//! statements pgmux injects itself (parameter sync, health check, reset).
+
+mod login;
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::net::Stream;
+use crate::params::Params;
+use crate::protocol::builders;
+use crate::protocol::frame::{peek_whole, take_cstr};
+
+pub use login::{connect, ServerTarget};
+
+/// Largest message pgmux reads whole from a server on its own behalf.
+const MAX_INJECTED_REPLY: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("could not connect to server: {0}")]
+    Connect(std::io::Error),
+    #[error("server connect timeout")]
+    Timeout,
+    #[error("{message}")]
+    Refused { code: String, message: String },
+    #[error("server login failed: {0}")]
+    Login(String),
+    #[error("server connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("server closed the connection unexpectedly")]
+    Closed,
+    #[error("server protocol error: {0}")]
+    Protocol(String),
+}
+
+/// A logged-in server connection, idle or serving one client.
+#[derive(Debug)]
+pub struct ServerConn {
+    pub id: u64,
+    pub stream: Stream,
+    /// Bytes read from the server not yet relayed (normally empty between transactions).
+    pub read_buf: BytesMut,
+    /// What the server last reported through ParameterStatus.
+    pub params: Params,
+    pub process_id: i32,
+    pub secret_key: i32,
+    pub created_at: Instant,
+    pub last_used: Instant,
+}
+
+impl ServerConn {
+    /// False when the server has closed or sent something while idle (a FATAL from
+    /// `pg_terminate_backend`, a shutdown notice): such a server must not be handed out.
+    pub fn is_idle_and_alive(&mut self) -> bool {
+        if !self.read_buf.is_empty() {
+            return false;
+        }
+        let mut probe = BytesMut::with_capacity(0);
+        probe.reserve(64);
+        match self.stream.try_read_buf(&mut probe) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            _ => false,
+        }
+    }
+
+    /// Runs a simple query that returns no rows the client should see, consuming replies
+    /// up to ReadyForQuery. ParameterStatus updates are kept; an ErrorResponse fails it.
+    pub async fn run_internal(&mut self, sql: &str) -> Result<u8, ServerError> {
+        let mut out = BytesMut::new();
+        builders::query(&mut out, sql);
+        self.stream.write_all(&out).await?;
+        let mut failure = None;
+        loop {
+            let (tag, body) = self.read_message().await?;
+            match tag {
+                b'Z' => {
+                    let status = body.first().copied().unwrap_or(b'I');
+                    return match failure {
+                        Some(message) => Err(ServerError::Login(message)),
+                        None => Ok(status),
+                    };
+                }
+                b'E' => failure = Some(error_message(&body)),
+                b'S' => self.note_parameter(&body),
+                _ => {}
+            }
+        }
+    }
+
+    /// Records a ParameterStatus body in `params`.
+    pub fn note_parameter(&mut self, body: &[u8]) {
+        if let Some((name, rest)) = take_cstr(body) {
+            if let Some((value, _)) = take_cstr(rest) {
+                self.params.set(name, value);
+            }
+        }
+    }
+
+    /// Reads one whole message (cold paths only: login and injected statements).
+    pub async fn read_message(&mut self) -> Result<(u8, BytesMut), ServerError> {
+        loop {
+            if let Some((_, _, total)) = peek_whole(&self.read_buf, MAX_INJECTED_REPLY)
+                .map_err(|e| ServerError::Protocol(e.to_string()))?
+            {
+                let mut frame = self.read_buf.split_to(total);
+                let tag = frame[0];
+                let _ = frame.split_to(5);
+                return Ok((tag, frame));
+            }
+            self.read_buf.reserve(8192);
+            if self.stream.read_buf(&mut self.read_buf).await? == 0 {
+                return Err(ServerError::Closed);
+            }
+        }
+    }
+
+    /// Sends Terminate so the backend exits cleanly instead of logging an EOF.
+    pub async fn terminate(mut self) {
+        let mut out = BytesMut::new();
+        builders::terminate(&mut out);
+        let _ = self.stream.write_all(&out).await;
+    }
+}
+
+/// The `M` (message) field of an ErrorResponse/NoticeResponse body.
+pub fn error_message(body: &[u8]) -> String {
+    error_field(body, b'M').unwrap_or_else(|| "unknown server error".to_owned())
+}
+
+/// One field of an ErrorResponse/NoticeResponse body.
+pub fn error_field(mut body: &[u8], wanted: u8) -> Option<String> {
+    while let Some((&field, rest)) = body.split_first() {
+        if field == 0 {
+            break;
+        }
+        let (value, rest) = take_cstr(rest)?;
+        if field == wanted {
+            return Some(value.to_owned());
+        }
+        body = rest;
+    }
+    None
+}

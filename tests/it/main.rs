@@ -1,0 +1,5 @@
+//! The single integration-test binary: one crate, so the shared PostgreSQL cluster
+//! is started once for all tests.
+mod harness;
+
+mod harness_smoke;
