@@ -2,4 +2,6 @@
 //! is started once for all tests.
 mod harness;
 
+mod auth;
 mod harness_smoke;
+mod queries;
