@@ -112,7 +112,7 @@ impl Shared {
             let still_same = settings
                 .databases
                 .get(&key.database)
-                .map(|db| server_target(&settings, db, &key.user) == pool.target)
+                .map(|db| server_target(&settings, db, &key.user) == *pool.target)
                 .unwrap_or(false);
             if still_same {
                 pool.set_limits(limits(&settings, &key.database, &key.user));

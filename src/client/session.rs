@@ -51,6 +51,9 @@ pub struct Session {
     database: String,
     user: String,
     connected_at: Instant,
+    /// The server already told the client why it is going away (a FATAL such as
+    /// `pg_terminate_backend`'s 57P01): when its socket then closes, say nothing more.
+    server_sent_fatal: bool,
 }
 
 /// How a relay ended.
@@ -83,6 +86,7 @@ impl Session {
             database: login.database,
             user: login.user,
             connected_at: Instant::now(),
+            server_sent_fatal: false,
         }
     }
 
@@ -195,7 +199,7 @@ impl Session {
             }
         }
         self.cancel.attach(ServerKey {
-            target: Arc::new(self.pool.target.clone()),
+            target: Arc::clone(&self.pool.target),
             process_id: server.process_id,
             secret_key: server.secret_key,
         });
@@ -246,7 +250,7 @@ impl Session {
                 biased;
                 read = conn.stream.read_buf(&mut conn.read_buf) => {
                     if !matches!(read, Ok(n) if n > 0) {
-                        return Err(Refusal::new(CONNECTION_FAILURE, "server conn crashed?"));
+                        return Err(self.server_lost());
                     }
                     self.relay_server(conn, &mut server_cursor, &mut tracker).await?;
                     if !tracker.awaiting_server() {
@@ -350,7 +354,7 @@ impl Session {
             conn.stream
                 .write_all(&self.buf[..len])
                 .await
-                .map_err(|_| Refusal::new(CONNECTION_FAILURE, "server conn crashed?"))?;
+                .map_err(|_| self.server_lost())?;
             self.buf.advance(len);
         }
         self.cursor.rebase();
@@ -369,7 +373,7 @@ impl Session {
             let frame = cursor
                 .next(
                     &conn.read_buf,
-                    |tag| matches!(tag, b'Z' | b'S'),
+                    |tag| matches!(tag, b'Z' | b'S' | b'E'),
                     MAX_INSPECTED,
                 )
                 .map_err(|e| {
@@ -383,6 +387,11 @@ impl Session {
                     conn.note_parameter(&body);
                     note_client_parameter(&mut self.params, &body);
                 }
+                (b'E', Some(body)) => {
+                    let severity = crate::server::error_field(body, b'V');
+                    self.server_sent_fatal |=
+                        matches!(severity.as_deref(), Some("FATAL" | "PANIC"));
+                }
                 _ => {}
             }
         }
@@ -391,6 +400,17 @@ impl Session {
         let result = self.stream.write_all(&conn.read_buf[..len]).await;
         conn.read_buf.advance(len);
         result.map_err(|_| Refusal::gone())
+    }
+}
+
+impl Session {
+    fn server_lost(&self) -> Refusal {
+        if self.server_sent_fatal {
+            let mut quiet = Refusal::gone();
+            quiet.message = "server closed the connection after a FATAL error".into();
+            return quiet;
+        }
+        Refusal::new(CONNECTION_FAILURE, "server conn crashed?")
     }
 }
 

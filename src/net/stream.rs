@@ -22,6 +22,15 @@ impl Stream {
         }
     }
 
+    /// Non-blocking read into a slice. Costs no syscall when the reactor has seen nothing
+    /// arrive.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read(buf),
+            Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+
     /// Non-blocking read. Costs no syscall when the reactor has seen nothing arrive.
     pub fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
         match self {

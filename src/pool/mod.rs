@@ -69,7 +69,7 @@ impl SharedCount {
 
 pub struct Pool {
     pub key: PoolKey,
-    pub target: ServerTarget,
+    pub target: Arc<ServerTarget>,
     state: Mutex<PoolState>,
     db_count: Arc<SharedCount>,
     user_count: Arc<SharedCount>,
@@ -93,7 +93,7 @@ impl Pool {
     ) -> Arc<Pool> {
         let pool = Arc::new(Pool {
             key,
-            target,
+            target: Arc::new(target),
             state: Mutex::new(PoolState::new(limits)),
             db_count,
             user_count,

@@ -96,9 +96,12 @@ impl FrameCursor {
     }
 }
 
-/// Reads a whole frame from the front of `buf` without consuming it: `(tag, body, total)`.
+/// A whole message at the front of a buffer: its tag, body, and length with the header.
+pub type Whole<'a> = (u8, &'a [u8], usize);
+
+/// Reads a whole frame from the front of `buf` without consuming it.
 /// For cold paths (login, injected queries) where every message is small and wanted whole.
-pub fn peek_whole(buf: &[u8], max_len: usize) -> Result<Option<(u8, &[u8], usize)>, FrameError> {
+pub fn peek_whole(buf: &[u8], max_len: usize) -> Result<Option<Whole<'_>>, FrameError> {
     if buf.len() < HEADER_LEN {
         return Ok(None);
     }

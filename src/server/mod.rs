@@ -59,12 +59,8 @@ impl ServerConn {
         if !self.read_buf.is_empty() {
             return false;
         }
-        let mut probe = BytesMut::with_capacity(0);
-        probe.reserve(64);
-        match self.stream.try_read_buf(&mut probe) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
-            _ => false,
-        }
+        let mut probe = [0u8; 64];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// Runs a simple query that returns no rows the client should see, consuming replies

@@ -4,18 +4,34 @@
 use crate::harness::{self, pgmux};
 
 fn sqlstate(error: &tokio_postgres::Error) -> String {
-    error.code().map(|c| c.code().to_owned()).unwrap_or_else(|| format!("no SQLSTATE: {error}"))
+    error
+        .code()
+        .map(|c| c.code().to_owned())
+        .unwrap_or_else(|| format!("no SQLSTATE: {error}"))
 }
 
 fn message(error: &tokio_postgres::Error) -> String {
-    error.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| error.to_string())
+    error
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_else(|| error.to_string())
 }
 
 async fn each_user_logs_in_and_queries(auth_type: &str) {
-    let pgmux = pgmux().setting("auth_type", &format!("\"{auth_type}\"")).start().await;
-    for (user, password) in [("app", "secret"), ("md5user", "md5secret"), ("clearuser", "clearsecret")] {
+    let pgmux = pgmux()
+        .setting("auth_type", &format!("\"{auth_type}\""))
+        .start()
+        .await;
+    for (user, password) in [
+        ("app", "secret"),
+        ("md5user", "md5secret"),
+        ("clearuser", "clearsecret"),
+    ] {
         let client = pgmux.connect(user, password, "app").await;
-        let row = client.query_one("select current_user::text", &[]).await.unwrap();
+        let row = client
+            .query_one("select current_user::text", &[])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, String>(0), user, "auth_type {auth_type}");
     }
 }
@@ -36,9 +52,21 @@ async fn md5_clients_log_in() {
 async fn trust_lets_known_users_in_without_a_password() {
     let _guard = harness::shared();
     let pgmux = pgmux().setting("auth_type", "\"trust\"").start().await;
-    let client = pgmux.connect("app", "wrong password is not asked for", "app").await;
-    assert_eq!(client.query_one("select 1", &[]).await.unwrap().get::<_, i32>(0), 1);
-    let error = pgmux.try_connect("nosuchuser", "x", "app").await.err().expect("unknown user refused");
+    let client = pgmux
+        .connect("app", "wrong password is not asked for", "app")
+        .await;
+    assert_eq!(
+        client
+            .query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+    let error = pgmux
+        .try_connect("nosuchuser", "x", "app")
+        .await
+        .expect_err("unknown user refused");
     assert_eq!(sqlstate(&error), "28000");
 }
 
@@ -46,14 +74,29 @@ async fn trust_lets_known_users_in_without_a_password() {
 async fn wrong_passwords_are_refused_with_28p01() {
     let _guard = harness::shared();
     for auth_type in ["md5", "scram-sha-256"] {
-        let pgmux = pgmux().setting("auth_type", &format!("\"{auth_type}\"")).start().await;
-        let error = pgmux.try_connect("app", "not the password", "app").await.err().expect("refused");
+        let pgmux = pgmux()
+            .setting("auth_type", &format!("\"{auth_type}\""))
+            .start()
+            .await;
+        let error = pgmux
+            .try_connect("app", "not the password", "app")
+            .await
+            .expect_err("refused");
         assert_eq!(sqlstate(&error), "28P01", "{auth_type}");
-        assert!(message(&error).contains("password authentication failed for user \"app\""), "{error}");
+        assert!(
+            message(&error).contains("password authentication failed for user \"app\""),
+            "{error}"
+        );
         // An unknown user fails exactly like a wrong password: nothing reveals who exists.
-        let error = pgmux.try_connect("ghost", "whatever", "app").await.err().expect("refused");
+        let error = pgmux
+            .try_connect("ghost", "whatever", "app")
+            .await
+            .expect_err("refused");
         assert_eq!(sqlstate(&error), "28P01", "{auth_type}");
-        assert!(message(&error).contains("password authentication failed for user \"ghost\""), "{error}");
+        assert!(
+            message(&error).contains("password authentication failed for user \"ghost\""),
+            "{error}"
+        );
     }
 }
 
@@ -68,34 +111,64 @@ async fn scram_secrets_and_md5_hashes_work_as_stored_passwords() {
         .start()
         .await;
     let client = pgmux.connect("app", "secret", "app").await;
-    let row = client.query_one("select current_user::text", &[]).await.unwrap();
-    assert_eq!(row.get::<_, String>(0), "clearuser", "forced user logs in to PostgreSQL");
+    let row = client
+        .query_one("select current_user::text", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, String>(0),
+        "clearuser",
+        "forced user logs in to PostgreSQL"
+    );
     assert!(pgmux.try_connect("app", "nope", "app").await.is_err());
 
     let md5 = ::pgmux::auth::md5_hash("md5user", "md5secret");
     let pgmux = pgmux_with_md5_user(&md5).await;
     let client = pgmux.connect("md5user", "md5secret", "app").await;
-    let row = client.query_one("select current_user::text", &[]).await.unwrap();
-    assert_eq!(row.get::<_, String>(0), "md5user", "md5 hash logs in to PostgreSQL's md5 auth");
+    let row = client
+        .query_one("select current_user::text", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, String>(0),
+        "md5user",
+        "md5 hash logs in to PostgreSQL's md5 auth"
+    );
 }
 
 async fn pgmux_with_md5_user(hash: &str) -> harness::Pgmux {
-    pgmux().setting("auth_type", "\"md5\"").user("md5user", &format!("password = \"{hash}\"")).start().await
+    pgmux()
+        .setting("auth_type", "\"md5\"")
+        .user("md5user", &format!("password = \"{hash}\""))
+        .start()
+        .await
 }
 
 #[tokio::test]
 async fn unknown_database_is_3d000() {
     let _guard = harness::shared();
     let pgmux = pgmux().start().await;
-    let error = pgmux.try_connect("app", "secret", "nosuchdb").await.err().expect("refused");
+    let error = pgmux
+        .try_connect("app", "secret", "nosuchdb")
+        .await
+        .expect_err("refused");
     assert_eq!(sqlstate(&error), "3D000");
-    assert!(message(&error).contains("no such database: nosuchdb"), "{error}");
+    assert!(
+        message(&error).contains("no such database: nosuchdb"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn server_side_login_failure_reaches_the_client_with_its_sqlstate() {
     let _guard = harness::shared();
-    let pgmux = pgmux().user("other", "password = \"not what postgres has\"").start().await;
-    let error = pgmux.try_connect("other", "not what postgres has", "app").await.err().expect("refused");
+    let pgmux = pgmux()
+        .user("other", "password = \"not what postgres has\"")
+        .start()
+        .await;
+    let error = pgmux
+        .try_connect("other", "not what postgres has", "app")
+        .await
+        .expect_err("refused");
     assert_eq!(sqlstate(&error), "28P01", "{error}");
 }

@@ -9,7 +9,10 @@ async fn simple_and_extended_queries_return_rows() {
     let _guard = harness::shared();
     let pgmux = pgmux().start().await;
     let client = pgmux.app().await;
-    let rows = client.simple_query("select 1 as a; select 'two' as b").await.unwrap();
+    let rows = client
+        .simple_query("select 1 as a; select 'two' as b")
+        .await
+        .unwrap();
     let values: Vec<String> = rows
         .iter()
         .filter_map(|m| match m {
@@ -18,7 +21,10 @@ async fn simple_and_extended_queries_return_rows() {
         })
         .collect();
     assert_eq!(values, ["1", "two"]);
-    let row = client.query_one("select $1::int + $2::int", &[&40i32, &2i32]).await.unwrap();
+    let row = client
+        .query_one("select $1::int + $2::int", &[&40i32, &2i32])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i32>(0), 42);
     let statement = client.prepare("select $1::text || '!'").await.unwrap();
     for word in ["a", "b", "c"] {
@@ -36,7 +42,13 @@ async fn pipelined_queries_all_come_back_in_order() {
     // for all of them go out before the first answer comes back.
     let queries = (0..50).map(|i| {
         let client = &client;
-        async move { client.query_one("select $1::int * 2", &[&i]).await.unwrap().get::<_, i32>(0) }
+        async move {
+            client
+                .query_one("select $1::int * 2", &[&i])
+                .await
+                .unwrap()
+                .get::<_, i32>(0)
+        }
     });
     let results = join_all(queries).await;
     assert_eq!(results, (0..50).map(|i| i * 2).collect::<Vec<_>>());
@@ -57,18 +69,36 @@ async fn transactions_of_two_clients_stay_apart_on_one_server() {
     let table = harness::unique_name("isolation");
     let writer = pgmux.app().await;
     let reader = pgmux.app().await;
-    writer.batch_execute(&format!("create table {table} (x int)")).await.unwrap();
-    writer.batch_execute(&format!("begin; insert into {table} values (1)")).await.unwrap();
+    writer
+        .batch_execute(&format!("create table {table} (x int)"))
+        .await
+        .unwrap();
+    writer
+        .batch_execute(&format!("begin; insert into {table} values (1)"))
+        .await
+        .unwrap();
     // The only server is the writer's until it commits: the reader waits, then sees the row.
     let read = tokio::spawn({
         let table = table.clone();
-        async move { reader.query_one(&format!("select count(*) from {table}"), &[]).await.unwrap().get::<_, i64>(0) }
+        async move {
+            reader
+                .query_one(&format!("select count(*) from {table}"), &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(!read.is_finished(), "a server with an open transaction was handed to another client");
+    assert!(
+        !read.is_finished(),
+        "a server with an open transaction was handed to another client"
+    );
     writer.batch_execute("commit").await.unwrap();
     assert_eq!(read.await.unwrap(), 1);
-    writer.batch_execute(&format!("drop table {table}")).await.unwrap();
+    writer
+        .batch_execute(&format!("drop table {table}"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -80,8 +110,19 @@ async fn an_error_in_a_transaction_stays_with_that_client() {
     let error = client.batch_execute("select 1/0").await.unwrap_err();
     assert_eq!(error.code().unwrap().code(), "22012");
     let error = client.batch_execute("select 1").await.unwrap_err();
-    assert_eq!(error.code().unwrap().code(), "25P02", "still in the failed transaction");
+    assert_eq!(
+        error.code().unwrap().code(),
+        "25P02",
+        "still in the failed transaction"
+    );
     client.batch_execute("rollback").await.unwrap();
     let other = pgmux.app().await;
-    assert_eq!(other.query_one("select 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    assert_eq!(
+        other
+            .query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
 }
