@@ -16,6 +16,10 @@ pub struct Shared {
     settings: ArcSwap<Settings>,
     pools: DashMap<PoolKey, Arc<Pool>>,
     pub cancels: CancelMap,
+    pub statements: crate::statements::StatementRegistry,
+    /// SCRAM secrets derived from plain-text passwords in `[users]`, once per password:
+    /// deriving one costs 4,096 HMAC rounds, too much to pay on every login.
+    pub derived_secrets: DashMap<(String, String), Arc<crate::auth::ScramSecret>>,
     /// Client connections open now (logging in or logged in), for `max_client_conn`.
     pub clients: AtomicUsize,
     db_counts: DashMap<String, Arc<SharedCount>>,
@@ -37,6 +41,8 @@ impl Shared {
             settings: ArcSwap::from_pointee(settings),
             pools: DashMap::new(),
             cancels: CancelMap::default(),
+            statements: Default::default(),
+            derived_secrets: DashMap::new(),
             clients: AtomicUsize::new(0),
             db_counts: DashMap::new(),
             user_counts: DashMap::new(),

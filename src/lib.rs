@@ -10,3 +10,5 @@ pub mod pool;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;
+pub mod statements;
+pub mod stats;

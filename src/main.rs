@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         println!("{}: ok", path.display());
         return ExitCode::SUCCESS;
     }
+    raise_file_limit();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if settings.workers > 0 {
         runtime.worker_threads(settings.workers);
@@ -71,4 +72,23 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// Every client and server connection is a file descriptor: a pooler holding thousands of
+/// clients needs more than the usual soft limit of 1,024, so take what the hard limit allows.
+fn raise_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("could not raise the open file limit");
+            }
+        }
+    }
 }

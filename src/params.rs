@@ -38,6 +38,10 @@ impl Params {
         }
     }
 
+    pub fn remove(&mut self, name: &str) {
+        self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
@@ -66,10 +70,19 @@ pub fn canonical_name<'a>(name: &str, extra: &'a [String]) -> Option<&'a str> {
         })
 }
 
-/// The `SET` statements that bring a server's `current` values to the client's `wanted`
-/// ones, joined into one simple query; None when nothing differs.
-pub fn sync_statements(wanted: &Params, current: &Params) -> Option<String> {
+/// The statements that bring a server's `current` values to the client's `wanted` ones,
+/// joined into one simple query; None when nothing differs. A tracked extra the client
+/// never asked for but another client set on this server (PostgreSQL before 18 does not
+/// report `search_path`, so no default is known for it) is `RESET`.
+pub fn sync_statements(wanted: &Params, current: &Params, extras: &[String]) -> Option<String> {
     let mut sql = String::new();
+    for name in extras {
+        if wanted.get(name).is_none() && current.get(name).is_some() {
+            sql.push_str("RESET ");
+            sql.push_str(&crate::protocol::builders::quote_ident(name));
+            sql.push(';');
+        }
+    }
     for (name, value) in wanted.iter() {
         if current.get(name) != Some(value) {
             sql.push_str("SET ");
@@ -107,10 +120,22 @@ mod tests {
         let mut current = Params::default();
         current.set("TimeZone", "UTC");
         assert_eq!(
-            sync_statements(&wanted, &current).unwrap(),
+            sync_statements(&wanted, &current, &[]).unwrap(),
             "SET application_name = 'a''b';"
         );
         current.set("application_name", "a'b");
-        assert_eq!(sync_statements(&wanted, &current), None);
+        assert_eq!(sync_statements(&wanted, &current, &[]), None);
+    }
+
+    #[test]
+    fn extras_set_by_another_client_are_reset() {
+        let wanted = Params::default();
+        let mut current = Params::default();
+        current.set("search_path", "other_schema");
+        let extras = vec!["search_path".to_owned()];
+        assert_eq!(
+            sync_statements(&wanted, &current, &extras).unwrap(),
+            "RESET search_path;"
+        );
     }
 }

@@ -7,8 +7,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Refusal;
-use crate::auth::{verify_md5, ScramServer, Secret};
+use std::sync::Arc;
+
+use crate::auth::{verify_md5, ScramSecret, ScramServer, Secret};
 use crate::config::{AuthType, Settings};
+use crate::context::Shared;
 use crate::net::Stream;
 use crate::protocol::builders;
 use crate::protocol::frame::{peek_whole, take_cstr};
@@ -19,6 +22,7 @@ const MAX_AUTH_MESSAGE: usize = 10_000;
 
 /// Runs the exchange `auth_type` calls for. `Ok` means the client proved who it is.
 pub async fn authenticate(
+    shared: &Shared,
     stream: &mut Stream,
     buf: &mut BytesMut,
     settings: &Settings,
@@ -44,8 +48,24 @@ pub async fn authenticate(
             Some(Secret::Scram(_)) => scram(stream, buf, secret.as_ref(), user).await,
             _ => md5(stream, buf, secret.as_ref(), user).await,
         },
-        AuthType::ScramSha256 => scram(stream, buf, secret.as_ref(), user).await,
+        AuthType::ScramSha256 => {
+            let secret = secret.map(|secret| scram_form(shared, user, secret));
+            scram(stream, buf, secret.as_ref(), user).await
+        }
     }
+}
+
+/// A plain-text password answers SCRAM through a secret derived once and kept.
+fn scram_form(shared: &Shared, user: &str, secret: Secret) -> Secret {
+    let Secret::Plain(password) = secret else {
+        return secret;
+    };
+    let derived = shared
+        .derived_secrets
+        .entry((user.to_owned(), password.clone()))
+        .or_insert_with(|| Arc::new(ScramSecret::generate(&password)))
+        .clone();
+    Secret::Scram((*derived).clone())
 }
 
 fn failed(user: &str) -> Refusal {

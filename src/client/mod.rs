@@ -7,7 +7,9 @@
 //! ```
 
 mod auth;
+mod prepared;
 mod relay;
+mod replies;
 mod session;
 mod startup;
 

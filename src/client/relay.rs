@@ -1,113 +1,345 @@
-//! What the relay must know about the conversation: which replies are still owed by the
-//! server (DESIGN.md facts 1 and 2). Everything else is forwarded unread.
+//! Relaying one transaction (or, in session mode, the whole session) between a client
+//! and its server: client messages are forwarded as they arrive — rewritten only when
+//! they name a prepared statement — and server replies are walked header by header,
+//! matched against the reply queue, and forwarded in one write per read.
 
-/// Counts the requests that each end with one ReadyForQuery.
-#[derive(Debug)]
-pub struct ReplyTracker {
-    /// Query, Sync and FunctionCall messages not yet answered by ReadyForQuery.
-    outstanding: u32,
-    /// Extended-protocol messages sent since the last Sync: they live on this server until
-    /// a Sync is answered, so the server cannot go back before then.
-    unsynced: bool,
-    /// The status byte of the last ReadyForQuery: 'I' idle, 'T' in transaction, 'E' failed.
-    status: u8,
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::prepared::{request_for, Rewriter};
+use super::replies::{Disposition, ReplyQueue};
+use super::session::{note_client_parameter, sleep_until_opt, Relayed, Session, CLIENT_READ};
+use super::Refusal;
+use crate::config::{PoolMode, Settings};
+use crate::pool::PooledServer;
+use crate::protocol::frame::HEADER_LEN;
+use crate::protocol::sqlstate::{
+    ADMIN_SHUTDOWN, CONNECTION_FAILURE, IDLE_IN_TRANSACTION_TIMEOUT, IDLE_SESSION_TIMEOUT,
+    PROTOCOL_VIOLATION, QUERY_CANCELED,
+};
+use crate::protocol::FrameCursor;
+use crate::server::ServerConn;
+use crate::stats::PoolStats;
+
+const SERVER_READ: usize = 16 * 1024;
+/// Server messages pgmux reads whole (ReadyForQuery, ParameterStatus, ErrorResponse,
+/// CommandComplete) are small; anything larger streams through like a DataRow.
+const MAX_INSPECTED: usize = 64 * 1024;
+/// Parse/Bind/Describe/Close are read whole to rename statements; a larger one (a Bind
+/// with huge parameters) streams through unchanged.
+const MAX_REWRITTEN: usize = 256 << 20;
+
+/// Per-relay counters, added to the pool's stats once at the end.
+#[derive(Default)]
+struct Tally {
+    transactions: u64,
+    queries: u64,
+    received: u64,
+    sent: u64,
+    transaction_us: u64,
+    query_us: u64,
+    transaction_started: Option<Instant>,
 }
 
-impl Default for ReplyTracker {
-    fn default() -> Self {
-        ReplyTracker {
-            outstanding: 0,
-            unsynced: false,
-            status: b'I',
-        }
+impl Session {
+    /// Relays between the client and `server` until the server may be released (or, in
+    /// session mode, until the client leaves).
+    pub(super) async fn relay(&mut self, server: &mut PooledServer) -> Result<Relayed, Refusal> {
+        let mut tally = Tally::default();
+        let outcome = self.relay_counted(server, &mut tally).await;
+        let stats = &server.pool().stats;
+        PoolStats::add(&stats.transactions, tally.transactions);
+        PoolStats::add(&stats.queries, tally.queries);
+        PoolStats::add(&stats.bytes_received, tally.received);
+        PoolStats::add(&stats.bytes_sent, tally.sent);
+        PoolStats::add(&stats.transaction_time_us, tally.transaction_us);
+        PoolStats::add(&stats.query_time_us, tally.query_us);
+        outcome
     }
-}
 
-impl ReplyTracker {
-    /// A client message was forwarded.
-    pub fn client_sent(&mut self, tag: u8) {
-        match tag {
-            b'Q' | b'F' => self.outstanding += 1,
-            b'S' => {
-                self.outstanding += 1;
-                self.unsynced = false;
+    async fn relay_counted(
+        &mut self,
+        server: &mut PooledServer,
+        tally: &mut Tally,
+    ) -> Result<Relayed, Refusal> {
+        let settings = self.shared.settings();
+        let conn: &mut ServerConn = server;
+        let mut queue = ReplyQueue::default();
+        let mut server_cursor = FrameCursor::default();
+        let mut last_client_activity = Instant::now();
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            let terminated = self
+                .forward_client(conn, &mut queue, &settings, tally)
+                .await?;
+            if terminated {
+                return Ok(Relayed::ClientLeft {
+                    clean: queue.is_idle() && !server_cursor.mid_frame(),
+                });
             }
-            b'P' | b'B' | b'D' | b'E' | b'C' => self.unsynced = true,
-            _ => {}
+            if queue.awaiting_server() {
+                waiting_since.get_or_insert_with(Instant::now);
+                tally.transaction_started.get_or_insert_with(Instant::now);
+            }
+            let deadline = self.deadline(&settings, &queue, waiting_since, last_client_activity);
+            conn.read_buf.reserve(SERVER_READ);
+            self.buf.reserve(CLIENT_READ);
+            tokio::select! {
+                biased;
+                read = conn.stream.read_buf(&mut conn.read_buf) => {
+                    if !matches!(read, Ok(n) if n > 0) {
+                        return Err(self.server_lost());
+                    }
+                    self.relay_server(conn, &mut server_cursor, &mut queue, tally).await?;
+                    if !queue.awaiting_server() {
+                        if let Some(since) = waiting_since.take() {
+                            tally.query_us += since.elapsed().as_micros() as u64;
+                        }
+                    }
+                    if queue.is_idle() && !server_cursor.mid_frame() {
+                        if let Some(started) = tally.transaction_started.take() {
+                            tally.transactions += 1;
+                            tally.transaction_us += started.elapsed().as_micros() as u64;
+                        }
+                        if self.mode != PoolMode::Session {
+                            return Ok(Relayed::Done);
+                        }
+                    }
+                }
+                read = self.stream.read_buf(&mut self.buf) => {
+                    if !matches!(read, Ok(n) if n > 0) {
+                        return Ok(Relayed::ClientLeft { clean: queue.is_idle() && !server_cursor.mid_frame() });
+                    }
+                    last_client_activity = Instant::now();
+                }
+                _ = self.drain.started(), if self.mode == PoolMode::Session && queue.is_idle() => {
+                    return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
+                }
+                _ = sleep_until_opt(deadline.map(|(at, _)| at)), if deadline.is_some() => {
+                    let (_, refusal) = deadline.expect("branch enabled only with a deadline");
+                    return Err(refusal());
+                }
+            }
         }
     }
 
-    /// The server sent ReadyForQuery with `status`.
-    pub fn server_ready(&mut self, status: u8) {
-        self.outstanding = self.outstanding.saturating_sub(1);
-        self.status = status;
-    }
-
-    /// Nothing owed, nothing pending, no transaction open: the server may serve another
-    /// client.
-    pub fn is_idle(&self) -> bool {
-        self.outstanding == 0 && !self.unsynced && self.status == b'I'
-    }
-
-    /// Waiting for the server to answer something.
-    pub fn awaiting_server(&self) -> bool {
-        self.outstanding > 0
-    }
-
-    /// Between statements inside an open (or failed) transaction block.
-    pub fn idle_in_transaction(&self) -> bool {
-        self.outstanding == 0 && self.status != b'I'
-    }
-
-    pub fn status(&self) -> u8 {
-        self.status
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn simple_query_releases_on_idle_ready() {
-        let mut tracker = ReplyTracker::default();
-        tracker.client_sent(b'Q');
-        assert!(!tracker.is_idle());
-        tracker.server_ready(b'I');
-        assert!(tracker.is_idle());
-    }
-
-    #[test]
-    fn open_transaction_keeps_the_server() {
-        let mut tracker = ReplyTracker::default();
-        tracker.client_sent(b'Q');
-        tracker.server_ready(b'T');
-        assert!(!tracker.is_idle());
-        assert!(tracker.idle_in_transaction());
-    }
-
-    #[test]
-    fn pipelined_syncs_are_all_awaited() {
-        let mut tracker = ReplyTracker::default();
-        for tag in [b'P', b'B', b'E', b'S', b'B', b'E', b'S'] {
-            tracker.client_sent(tag);
+    /// The next timeout that applies in the relay's current state, with the error it ends in.
+    fn deadline(
+        &self,
+        settings: &Settings,
+        queue: &ReplyQueue,
+        waiting_since: Option<Instant>,
+        last_client_activity: Instant,
+    ) -> Option<(Instant, fn() -> Refusal)> {
+        if let Some(since) = waiting_since.filter(|_| !settings.query_timeout.is_zero()) {
+            return Some((since + settings.query_timeout, || {
+                Refusal::new(QUERY_CANCELED, "query timeout")
+            }));
         }
-        tracker.server_ready(b'I');
-        assert!(!tracker.is_idle(), "one Sync is still unanswered");
-        tracker.server_ready(b'I');
-        assert!(tracker.is_idle());
+        if queue.idle_in_transaction() && !settings.idle_transaction_timeout.is_zero() {
+            return Some((
+                last_client_activity + settings.idle_transaction_timeout,
+                || Refusal::new(IDLE_IN_TRANSACTION_TIMEOUT, "idle transaction timeout"),
+            ));
+        }
+        if self.mode == PoolMode::Session
+            && queue.is_idle()
+            && !settings.client_idle_timeout.is_zero()
+        {
+            return Some((last_client_activity + settings.client_idle_timeout, || {
+                Refusal::new(IDLE_SESSION_TIMEOUT, "client_idle_timeout")
+            }));
+        }
+        None
     }
 
-    #[test]
-    fn extended_messages_without_sync_pin_the_server() {
-        let mut tracker = ReplyTracker::default();
-        tracker.client_sent(b'Q');
-        tracker.client_sent(b'P');
-        tracker.client_sent(b'H');
-        tracker.server_ready(b'I');
-        assert!(!tracker.is_idle(), "a Parse awaits its Sync");
-        tracker.client_sent(b'S');
-        tracker.server_ready(b'I');
-        assert!(tracker.is_idle());
+    /// Forwards every client message buffered so far to the server, recording the
+    /// replies each one is owed. True when the client sent Terminate.
+    async fn forward_client(
+        &mut self,
+        conn: &mut ServerConn,
+        queue: &mut ReplyQueue,
+        settings: &Settings,
+        tally: &mut Tally,
+    ) -> Result<bool, Refusal> {
+        let capacity = settings.max_prepared_statements;
+        let rewriting = capacity > 0;
+        let needs_body = |tag: u8| tag == b'D' || (rewriting && matches!(tag, b'P' | b'B' | b'C'));
+        let mut rewritten = BytesMut::new();
+        let mut segment_start = 0;
+        let mut terminate_at = None;
+        loop {
+            let start = self.cursor.consumed();
+            let frame = self
+                .cursor
+                .next(&self.buf, needs_body, MAX_REWRITTEN)
+                .map_err(|e| {
+                    Refusal::new(PROTOCOL_VIOLATION, format!("invalid client message: {e}"))
+                })?;
+            let Some(frame) = frame else { break };
+            if frame.tag == b'X' {
+                // Terminate is for pgmux, not for a pooled server.
+                terminate_at = Some(start);
+                break;
+            }
+            let end = self.cursor.consumed();
+            if let (true, Some(body)) = (rewriting, frame.body) {
+                let mut rewriter = Rewriter {
+                    statements: &mut self.statements,
+                    server: &mut conn.statements,
+                    registry: &self.shared.statements,
+                    queue,
+                    stats: &self.pool.stats,
+                    capacity,
+                };
+                self.scratch.clear();
+                if rewriter.rewrite(frame.tag, body, &mut self.scratch) {
+                    rewritten.extend_from_slice(&self.buf[segment_start..start]);
+                    rewritten.extend_from_slice(&self.scratch);
+                    segment_start = end;
+                    continue;
+                }
+            }
+            if let Some(request) = request_for(frame.tag, frame.body) {
+                queue.expect(request);
+            } else if matches!(frame.tag, b'c' | b'f') {
+                queue.client_copy_ended();
+            }
+        }
+        let end = terminate_at.unwrap_or_else(|| self.cursor.consumed());
+        let write = if rewritten.is_empty() {
+            conn.stream.write_all(&self.buf[..end]).await
+        } else {
+            rewritten.extend_from_slice(&self.buf[segment_start..end]);
+            conn.stream.write_all(&rewritten).await
+        };
+        write.map_err(|_| self.server_lost())?;
+        tally.received += end as u64;
+        self.buf.advance(end);
+        if terminate_at.is_some() {
+            self.buf.advance(HEADER_LEN.min(self.buf.len()));
+        }
+        self.cursor.rebase();
+        // Replies pgmux makes itself that nothing from the server precedes.
+        let mut synthetic = Vec::new();
+        queue.drain_synthetic(&mut synthetic);
+        if !synthetic.is_empty() {
+            self.stream
+                .write_all(&synthetic)
+                .await
+                .map_err(|_| Refusal::gone())?;
+            tally.sent += synthetic.len() as u64;
+        }
+        Ok(terminate_at.is_some())
+    }
+
+    /// Walks what the server sent, matching it against the reply queue, and forwards it to
+    /// the client in one write — minus replies to pgmux's own requests, plus the replies
+    /// pgmux answers itself, each in its place.
+    async fn relay_server(
+        &mut self,
+        conn: &mut ServerConn,
+        cursor: &mut FrameCursor,
+        queue: &mut ReplyQueue,
+        tally: &mut Tally,
+    ) -> Result<(), Refusal> {
+        let mut edited: Option<BytesMut> = None;
+        let mut segment_start = 0;
+        let mut synthetic = Vec::new();
+        let mut failed = Vec::new();
+        let mut parameter_update = None;
+        let mut statements_dropped = false;
+        loop {
+            let start = cursor.consumed();
+            let frame = cursor
+                .next(
+                    &conn.read_buf,
+                    |tag| matches!(tag, b'Z' | b'S' | b'E' | b'C'),
+                    MAX_INSPECTED,
+                )
+                .map_err(|e| {
+                    Refusal::new(CONNECTION_FAILURE, format!("server protocol error: {e}"))
+                })?;
+            let Some(frame) = frame else { break };
+            let end = cursor.consumed();
+            let tag = frame.tag;
+            let status = match (tag, frame.body) {
+                (b'Z', Some(body)) => {
+                    tally.queries += 1;
+                    body.first().copied()
+                }
+                (b'S', Some(body)) => {
+                    let body = body.to_vec();
+                    note_client_parameter(&mut self.params, &body);
+                    parameter_update = Some(body);
+                    None
+                }
+                (b'E', Some(body)) => {
+                    let severity = crate::server::error_field(body, b'V');
+                    self.server_sent_fatal |=
+                        matches!(severity.as_deref(), Some("FATAL" | "PANIC"));
+                    None
+                }
+                (b'C', Some(b"DISCARD ALL\0" | b"DEALLOCATE ALL\0")) => {
+                    // The server dropped every prepared statement; so did this client.
+                    statements_dropped = true;
+                    None
+                }
+                _ => None,
+            };
+            if let Some(body) = parameter_update.take() {
+                conn.note_parameter(&body);
+            }
+            if std::mem::take(&mut statements_dropped) {
+                conn.statements.clear();
+                self.statements.clear();
+            }
+            if self.mode == PoolMode::Statement && matches!(status, Some(b'T' | b'E')) {
+                // A transaction block began: refuse it before the client sees it succeed,
+                // as PgBouncer does (the server, mid-transaction, is closed).
+                let before = &conn.read_buf[..start];
+                self.stream
+                    .write_all(before)
+                    .await
+                    .map_err(|_| Refusal::gone())?;
+                let refusal = Refusal::new(
+                    PROTOCOL_VIOLATION,
+                    "transaction blocks not allowed in statement pooling mode",
+                );
+                return Err(
+                    refusal.with_hint("use transaction or session pool_mode for this database")
+                );
+            }
+            let disposition = queue.on_server(tag, status, &mut synthetic, &mut failed);
+            if disposition == Disposition::Swallow || !synthetic.is_empty() {
+                let out = edited.get_or_insert_with(BytesMut::new);
+                let keep_until = if disposition == Disposition::Swallow {
+                    start
+                } else {
+                    end
+                };
+                out.extend_from_slice(&conn.read_buf[segment_start..keep_until]);
+                out.extend_from_slice(&synthetic);
+                synthetic.clear();
+                segment_start = end;
+            }
+        }
+        for statement in failed {
+            conn.statements.remove(statement.id);
+        }
+        let len = cursor.consumed();
+        cursor.rebase();
+        let result = match edited.as_mut() {
+            None => self.stream.write_all(&conn.read_buf[..len]).await,
+            Some(out) => {
+                out.extend_from_slice(&conn.read_buf[segment_start..len]);
+                self.stream.write_all(out).await
+            }
+        };
+        tally.sent += edited.as_ref().map_or(len, |out| out.len()) as u64;
+        conn.read_buf.advance(len);
+        result.map_err(|_| Refusal::gone())
     }
 }

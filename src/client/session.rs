@@ -1,16 +1,16 @@
 //! The session loop: one client paired with servers, transaction by transaction.
 //!
 //! Idle (no server) ─▶ a message arrives ─▶ checkout + parameter sync ─▶ relay both ways
-//! until the reply tracker says the server may go back ─▶ release (transaction and
+//! until the reply queue says the server may go back ─▶ release (transaction and
 //! statement mode) or keep (session mode) ─▶ idle.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
 
-use super::relay::ReplyTracker;
+use super::prepared::ClientStatements;
 use super::startup::Login;
 use super::Refusal;
 use crate::cancel::{CancelSlot, ServerKey};
@@ -21,43 +21,42 @@ use crate::params::{sync_statements, Params};
 use crate::pool::{CheckoutError, Pool, PooledServer};
 use crate::protocol::builders;
 use crate::protocol::sqlstate::{
-    ADMIN_SHUTDOWN, CONNECTION_FAILURE, FEATURE_NOT_SUPPORTED, IDLE_IN_TRANSACTION_TIMEOUT,
-    IDLE_SESSION_TIMEOUT, PROTOCOL_VIOLATION, QUERY_CANCELED,
+    ADMIN_SHUTDOWN, CONNECTION_FAILURE, IDLE_SESSION_TIMEOUT, PROTOCOL_VIOLATION,
 };
 use crate::protocol::FrameCursor;
-use crate::server::ServerConn;
 use crate::shutdown::Drain;
+use crate::stats::PoolStats;
 
-/// How much is read from a socket at once.
-const CLIENT_READ: usize = 8 * 1024;
-const SERVER_READ: usize = 16 * 1024;
-/// Server messages pgmux reads whole (ReadyForQuery, ParameterStatus, ErrorResponse) are
-/// small; anything larger streams through like a DataRow.
-const MAX_INSPECTED: usize = 64 * 1024;
+/// How much is read from a client socket at once.
+pub(super) const CLIENT_READ: usize = 8 * 1024;
 
 pub struct Session {
-    shared: Arc<Shared>,
-    stream: Stream,
-    buf: BytesMut,
-    cursor: FrameCursor,
-    pool: Arc<Pool>,
-    mode: PoolMode,
+    pub(super) shared: Arc<Shared>,
+    pub(super) stream: Stream,
+    pub(super) buf: BytesMut,
+    pub(super) cursor: FrameCursor,
+    pub(super) pool: Arc<Pool>,
+    pub(super) mode: PoolMode,
     /// The parameters this client's transactions must see.
-    params: Params,
+    pub(super) params: Params,
+    /// The client's named prepared statements.
+    pub(super) statements: ClientStatements,
+    /// Scratch space for rewritten messages and synthetic replies, reused.
+    pub(super) scratch: BytesMut,
     cancel_key: (i32, i32),
     cancel: Arc<CancelSlot>,
-    drain: Drain,
+    pub(super) drain: Drain,
     peer: String,
     database: String,
     user: String,
     connected_at: Instant,
     /// The server already told the client why it is going away (a FATAL such as
     /// `pg_terminate_backend`'s 57P01): when its socket then closes, say nothing more.
-    server_sent_fatal: bool,
+    pub(super) server_sent_fatal: bool,
 }
 
 /// How a relay ended.
-enum Relayed {
+pub(super) enum Relayed {
     /// The transaction (or statement) is over and the server is clean.
     Done,
     /// The client sent Terminate or closed its socket; `clean` says whether the server
@@ -79,6 +78,8 @@ impl Session {
             pool: login.pool,
             mode,
             params: login.params,
+            statements: ClientStatements::default(),
+            scratch: BytesMut::new(),
             cancel_key,
             cancel,
             drain,
@@ -174,6 +175,7 @@ impl Session {
 
     /// A server for the next transaction, with this client's parameters applied.
     async fn checkout(&mut self) -> Result<PooledServer, Refusal> {
+        let asked = Instant::now();
         let mut server = self.pool.checkout().await.map_err(|error| match error {
             CheckoutError::QueryWaitTimeout => {
                 Refusal::new(PROTOCOL_VIOLATION, "query_wait_timeout")
@@ -181,8 +183,9 @@ impl Session {
             CheckoutError::Server { code, message } => Refusal::new(&code, message),
             CheckoutError::Closed => Refusal::new(ADMIN_SHUTDOWN, "database removed"),
         })?;
-        if let Some(sql) = sync_statements(&self.params, &server.params) {
-            apply_params(&mut server, &self.params, &sql)
+        let extras = &self.shared.settings().track_extra_parameters;
+        if let Some(sql) = sync_statements(&self.params, &server.params, extras) {
+            apply_params(&mut server, &self.params, extras, &sql)
                 .await
                 .map_err(|message| {
                     Refusal::new(
@@ -198,6 +201,9 @@ impl Session {
                 }
             }
         }
+        let stats = &self.pool.stats;
+        PoolStats::add(&stats.server_assignments, 1);
+        PoolStats::add(&stats.wait_time_us, asked.elapsed().as_micros() as u64);
         self.cancel.attach(ServerKey {
             target: Arc::clone(&self.pool.target),
             process_id: server.process_id,
@@ -216,7 +222,8 @@ impl Session {
         };
         if needs_reset && !settings.server_reset_query.is_empty() {
             match server.run_internal(&settings.server_reset_query).await {
-                Ok(b'I') => {}
+                // DISCARD ALL (or DEALLOCATE ALL) dropped every prepared statement.
+                Ok(b'I') => server.statements.clear(),
                 _ => return, // dropping the guard closes the server
             }
         }
@@ -224,187 +231,10 @@ impl Session {
             server.release();
         }
     }
-
-    /// Relays between the client and `server` until the server may be released (or, in
-    /// session mode, until the client leaves).
-    async fn relay(&mut self, server: &mut PooledServer) -> Result<Relayed, Refusal> {
-        let settings = self.shared.settings();
-        let conn: &mut ServerConn = server;
-        let mut tracker = ReplyTracker::default();
-        let mut server_cursor = FrameCursor::default();
-        let mut last_client_activity = Instant::now();
-        let mut waiting_since: Option<Instant> = None;
-        loop {
-            if self.forward_client(conn, &mut tracker).await? {
-                return Ok(Relayed::ClientLeft {
-                    clean: tracker.is_idle() && !server_cursor.mid_frame(),
-                });
-            }
-            if tracker.awaiting_server() {
-                waiting_since.get_or_insert_with(Instant::now);
-            }
-            let deadline = self.deadline(&settings, &tracker, waiting_since, last_client_activity);
-            conn.read_buf.reserve(SERVER_READ);
-            self.buf.reserve(CLIENT_READ);
-            tokio::select! {
-                biased;
-                read = conn.stream.read_buf(&mut conn.read_buf) => {
-                    if !matches!(read, Ok(n) if n > 0) {
-                        return Err(self.server_lost());
-                    }
-                    self.relay_server(conn, &mut server_cursor, &mut tracker).await?;
-                    if !tracker.awaiting_server() {
-                        waiting_since = None;
-                    }
-                    if tracker.status() != b'I' && self.mode == PoolMode::Statement && !tracker.awaiting_server() {
-                        return Err(Refusal::new(
-                            FEATURE_NOT_SUPPORTED,
-                            "transaction blocks not allowed in statement pooling mode",
-                        ).with_hint("use transaction or session pool_mode for this database"));
-                    }
-                    if tracker.is_idle() && !server_cursor.mid_frame() && self.mode != PoolMode::Session {
-                        return Ok(Relayed::Done);
-                    }
-                }
-                read = self.stream.read_buf(&mut self.buf) => {
-                    if !matches!(read, Ok(n) if n > 0) {
-                        return Ok(Relayed::ClientLeft { clean: tracker.is_idle() && !server_cursor.mid_frame() });
-                    }
-                    last_client_activity = Instant::now();
-                }
-                _ = self.drain.started(), if self.mode == PoolMode::Session && tracker.is_idle() => {
-                    return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
-                }
-                _ = sleep_until_opt(deadline.map(|(at, _)| at)), if deadline.is_some() => {
-                    let (_, refusal) = deadline.expect("branch enabled only with a deadline");
-                    return Err(refusal());
-                }
-            }
-        }
-    }
-
-    /// The next timeout that applies in the relay's current state, with the error it ends in.
-    fn deadline(
-        &self,
-        settings: &crate::config::Settings,
-        tracker: &ReplyTracker,
-        waiting_since: Option<Instant>,
-        last_client_activity: Instant,
-    ) -> Option<(Instant, fn() -> Refusal)> {
-        if let Some(since) = waiting_since.filter(|_| !settings.query_timeout.is_zero()) {
-            return Some((since + settings.query_timeout, || {
-                Refusal::new(QUERY_CANCELED, "query timeout")
-            }));
-        }
-        if tracker.idle_in_transaction() && !settings.idle_transaction_timeout.is_zero() {
-            return Some((
-                last_client_activity + settings.idle_transaction_timeout,
-                || Refusal::new(IDLE_IN_TRANSACTION_TIMEOUT, "idle transaction timeout"),
-            ));
-        }
-        if self.mode == PoolMode::Session
-            && tracker.is_idle()
-            && !settings.client_idle_timeout.is_zero()
-        {
-            return Some((last_client_activity + settings.client_idle_timeout, || {
-                Refusal::new(IDLE_SESSION_TIMEOUT, "client_idle_timeout")
-            }));
-        }
-        None
-    }
-
-    /// Forwards every client message buffered so far to the server, counting the ones
-    /// that expect a ReadyForQuery. True when the client sent Terminate.
-    async fn forward_client(
-        &mut self,
-        conn: &mut ServerConn,
-        tracker: &mut ReplyTracker,
-    ) -> Result<bool, Refusal> {
-        let mut terminated = false;
-        loop {
-            let before = self.cursor.consumed();
-            match self.cursor.next(&self.buf, |_| false, 0) {
-                Ok(Some(frame)) if frame.tag == b'X' => {
-                    terminated = true;
-                    // Terminate is ours to act on, not the server's.
-                    self.flush_to_server(conn, before).await?;
-                    self.buf
-                        .advance(crate::protocol::frame::HEADER_LEN.min(self.buf.len()));
-                    break;
-                }
-                Ok(Some(frame)) => tracker.client_sent(frame.tag),
-                Ok(None) => break,
-                Err(error) => {
-                    return Err(Refusal::new(
-                        PROTOCOL_VIOLATION,
-                        format!("invalid client message: {error}"),
-                    ))
-                }
-            }
-        }
-        if !terminated {
-            let consumed = self.cursor.consumed();
-            self.flush_to_server(conn, consumed).await?;
-        }
-        Ok(terminated)
-    }
-
-    async fn flush_to_server(&mut self, conn: &mut ServerConn, len: usize) -> Result<(), Refusal> {
-        if len > 0 {
-            conn.stream
-                .write_all(&self.buf[..len])
-                .await
-                .map_err(|_| self.server_lost())?;
-            self.buf.advance(len);
-        }
-        self.cursor.rebase();
-        Ok(())
-    }
-
-    /// Walks what the server sent, noting ReadyForQuery and ParameterStatus, and forwards
-    /// it to the client in one write.
-    async fn relay_server(
-        &mut self,
-        conn: &mut ServerConn,
-        cursor: &mut FrameCursor,
-        tracker: &mut ReplyTracker,
-    ) -> Result<(), Refusal> {
-        loop {
-            let frame = cursor
-                .next(
-                    &conn.read_buf,
-                    |tag| matches!(tag, b'Z' | b'S' | b'E'),
-                    MAX_INSPECTED,
-                )
-                .map_err(|e| {
-                    Refusal::new(CONNECTION_FAILURE, format!("server protocol error: {e}"))
-                })?;
-            let Some(frame) = frame else { break };
-            match (frame.tag, frame.body) {
-                (b'Z', Some(body)) => tracker.server_ready(body.first().copied().unwrap_or(b'I')),
-                (b'S', Some(body)) => {
-                    let body = body.to_vec();
-                    conn.note_parameter(&body);
-                    note_client_parameter(&mut self.params, &body);
-                }
-                (b'E', Some(body)) => {
-                    let severity = crate::server::error_field(body, b'V');
-                    self.server_sent_fatal |=
-                        matches!(severity.as_deref(), Some("FATAL" | "PANIC"));
-                }
-                _ => {}
-            }
-        }
-        let len = cursor.consumed();
-        cursor.rebase();
-        let result = self.stream.write_all(&conn.read_buf[..len]).await;
-        conn.read_buf.advance(len);
-        result.map_err(|_| Refusal::gone())
-    }
 }
 
 impl Session {
-    fn server_lost(&self) -> Refusal {
+    pub(super) fn server_lost(&self) -> Refusal {
         if self.server_sent_fatal {
             let mut quiet = Refusal::gone();
             quiet.message = "server closed the connection after a FATAL error".into();
@@ -422,7 +252,7 @@ impl Drop for Session {
 
 /// A parameter the server reported (a client's `SET application_name`, say) becomes part
 /// of what this client's later transactions must see.
-fn note_client_parameter(params: &mut Params, body: &[u8]) {
+pub(super) fn note_client_parameter(params: &mut Params, body: &[u8]) {
     let Some((name, rest)) = crate::protocol::frame::take_cstr(body) else {
         return;
     };
@@ -435,8 +265,19 @@ fn note_client_parameter(params: &mut Params, body: &[u8]) {
 }
 
 /// Runs the parameter-sync `SET`s on a freshly checked-out server.
-async fn apply_params(server: &mut PooledServer, wanted: &Params, sql: &str) -> Result<(), String> {
-    // Parameters the server does not report (search_path, …) are recorded as set.
+async fn apply_params(
+    server: &mut PooledServer,
+    wanted: &Params,
+    extras: &[String],
+    sql: &str,
+) -> Result<(), String> {
+    // Parameters the server does not report (search_path, …) are recorded as set, or as
+    // back at their default when reset.
+    for name in extras {
+        if wanted.get(name).is_none() {
+            server.params.remove(name);
+        }
+    }
     for (name, value) in wanted.iter() {
         server.params.set(name, value);
     }
@@ -447,7 +288,7 @@ async fn apply_params(server: &mut PooledServer, wanted: &Params, sql: &str) -> 
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
+pub(super) async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,

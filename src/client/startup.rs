@@ -108,7 +108,7 @@ async fn log_in(
             format!("no such database: {database}"),
         ));
     }
-    auth::authenticate(stream, &mut buf, settings, &user).await?;
+    auth::authenticate(shared, stream, &mut buf, settings, &user).await?;
     let pool = shared
         .pool_for(&database, &user)
         .map_err(|PoolLookup::NoSuchDatabase| {

@@ -168,6 +168,9 @@ pub struct Settings {
     pub ignore_startup_parameters: Vec<String>,
     pub track_extra_parameters: Vec<String>,
     pub application_name_add_host: bool,
+    /// Named prepared statements kept per server connection (least recently used are
+    /// closed beyond it); 0 passes named statements through untouched, as PgBouncer does.
+    pub max_prepared_statements: usize,
     /// How long SIGTERM/SIGINT wait for running transactions before closing.
     pub shutdown_timeout: Duration,
     /// Tokio worker threads; 0 = one per core.
@@ -211,6 +214,7 @@ impl Default for Settings {
             ignore_startup_parameters: Vec::new(),
             track_extra_parameters: vec!["IntervalStyle".to_owned()],
             application_name_add_host: false,
+            max_prepared_statements: 200,
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
             databases: BTreeMap::new(),

@@ -67,6 +67,10 @@ fn retire(pool: &Pool) -> Vec<ServerConn> {
 /// Gives room to the first waiters when limits allow it now: the reserve pool after
 /// `reserve_pool_timeout`, or capacity freed in another pool of the same database/user.
 fn grant_waiters(pool: &Arc<Pool>) {
+    let has_waiters = pool.lock().has_live_waiters();
+    if has_waiters {
+        pool.make_room_elsewhere();
+    }
     let mut state = pool.lock();
     while state.has_live_waiters() {
         let waited = state

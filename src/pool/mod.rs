@@ -16,7 +16,7 @@ mod state;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -45,13 +45,35 @@ pub enum CheckoutError {
 }
 
 /// Connection counters shared by every pool of one database or one user, for
-/// `max_db_connections` / `max_user_connections`.
+/// `max_db_connections` / `max_user_connections`, and the pools that share them.
 #[derive(Debug, Default)]
-pub struct SharedCount(AtomicUsize);
+pub struct SharedCount {
+    count: AtomicUsize,
+    members: Mutex<Vec<Weak<Pool>>>,
+}
 
 impl SharedCount {
+    fn join(&self, pool: &Arc<Pool>) {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members.retain(|member| member.strong_count() > 0);
+        members.push(Arc::downgrade(pool));
+    }
+
+    /// Closes the longest-idle server of another pool under this limit, so a pool that
+    /// is starved by it can open one (PgBouncer's `evict_connection`). True if one closed.
+    fn evict_idle_elsewhere(&self, starved: &Pool) -> bool {
+        let members: Vec<Arc<Pool>> = {
+            let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+            members.iter().filter_map(Weak::upgrade).collect()
+        };
+        members
+            .iter()
+            .filter(|member| !std::ptr::eq(member.as_ref(), starved))
+            .any(|member| member.close_one_idle())
+    }
+
     fn try_acquire(&self, limit: usize) -> bool {
-        self.0
+        self.count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (limit == 0 || n < limit).then_some(n + 1)
             })
@@ -59,16 +81,17 @@ impl SharedCount {
     }
 
     fn release(&self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::Acquire)
+        self.count.load(Ordering::Acquire)
     }
 }
 
 pub struct Pool {
     pub key: PoolKey,
+    pub stats: crate::stats::PoolStats,
     pub target: Arc<ServerTarget>,
     state: Mutex<PoolState>,
     db_count: Arc<SharedCount>,
@@ -93,14 +116,52 @@ impl Pool {
     ) -> Arc<Pool> {
         let pool = Arc::new(Pool {
             key,
+            stats: Default::default(),
             target: Arc::new(target),
             state: Mutex::new(PoolState::new(limits)),
             db_count,
             user_count,
             server_ids,
         });
+        pool.db_count.join(&pool);
+        pool.user_count.join(&pool);
         janitor::spawn(&pool);
         pool
+    }
+
+    /// Closes this pool's longest-idle server, if it has one.
+    fn close_one_idle(self: &Arc<Self>) -> bool {
+        let oldest = {
+            let mut state = self.lock();
+            if state.idle.is_empty() {
+                return false;
+            }
+            state.idle.remove(0)
+        };
+        self.forget(oldest);
+        true
+    }
+
+    /// When the pool has room of its own but a database/user-wide limit stops it, makes
+    /// room by closing an idle server of a sibling pool.
+    fn make_room_elsewhere(&self) -> bool {
+        let blocked = {
+            let state = self.lock();
+            let limits = &state.limits;
+            let own_room = state.total < limits.pool_size;
+            let db_full =
+                limits.max_db_connections > 0 && self.db_count.get() >= limits.max_db_connections;
+            let user_full = limits.max_user_connections > 0
+                && self.user_count.get() >= limits.max_user_connections;
+            own_room.then_some((db_full, user_full))
+        };
+        match blocked {
+            Some((db_full, user_full)) => {
+                (db_full && self.db_count.evict_idle_elsewhere(self))
+                    || (user_full && self.user_count.evict_idle_elsewhere(self))
+            }
+            None => false,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {

@@ -54,6 +54,7 @@ pub async fn connect(
             secret_key: 0,
             created_at: now,
             last_used: now,
+            statements: Default::default(),
         };
         log_in(&mut conn, target).await?;
         Ok(conn)

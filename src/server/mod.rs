@@ -3,6 +3,7 @@
 //! statements pgmux injects itself (parameter sync, health check, reset).
 
 mod login;
+pub mod prepared;
 
 use std::time::Instant;
 
@@ -50,6 +51,8 @@ pub struct ServerConn {
     pub secret_key: i32,
     pub created_at: Instant,
     pub last_used: Instant,
+    /// pgmux statements prepared on this server.
+    pub statements: prepared::ServerStatements,
 }
 
 impl ServerConn {

@@ -4,4 +4,5 @@ mod harness;
 
 mod auth;
 mod harness_smoke;
+mod prepared;
 mod queries;

@@ -1,0 +1,399 @@
+//! The queue of replies still owed to the client (DESIGN.md facts 1–3, STYLE.md
+//! principle 5). Every forwarded request pushes what it will be answered with; pgmux's
+//! own injected requests push replies to swallow; requests pgmux answers itself push a
+//! synthetic reply that is emitted in order. The server may go back to the pool only when
+//! nothing is owed, no extended-protocol message awaits its Sync, and the last
+//! ReadyForQuery said idle.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::statements::StatementDef;
+
+/// A request whose reply ends with a known message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Parse,
+    Bind,
+    DescribeStatement,
+    DescribePortal,
+    Execute,
+    Close,
+    Sync,
+    Query,
+    FunctionCall,
+}
+
+#[derive(Debug)]
+enum Owed {
+    /// The server will answer. `swallow`: pgmux asked, the client must not see it.
+    /// `statement`: a Parse creating this server-side statement, forgotten if it fails.
+    Server {
+        request: Request,
+        swallow: bool,
+        statement: Option<Arc<StatementDef>>,
+    },
+    /// pgmux answers this itself (ParseComplete '1' or CloseComplete '3').
+    Synthetic(u8),
+}
+
+/// What to do with one server message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Forward,
+    Swallow,
+}
+
+#[derive(Debug)]
+pub struct ReplyQueue {
+    owed: VecDeque<Owed>,
+    /// Extended-protocol messages forwarded since the last Sync: the server holds their
+    /// state (unnamed statement, portals, implicit transaction) until the Sync.
+    unsynced: bool,
+    /// Status byte of the last ReadyForQuery: 'I' idle, 'T' in transaction, 'E' failed.
+    status: u8,
+    /// Between CopyInResponse and the client's CopyDone/CopyFail. PostgreSQL ignores Sync
+    /// (and Flush) in this state — drivers send one after Execute without knowing the
+    /// statement is a COPY — so such a Sync is answered by nothing.
+    copy_in: bool,
+}
+
+impl Default for ReplyQueue {
+    fn default() -> Self {
+        ReplyQueue {
+            owed: VecDeque::new(),
+            unsynced: false,
+            status: b'I',
+            copy_in: false,
+        }
+    }
+}
+
+impl ReplyQueue {
+    /// A client request was forwarded.
+    pub fn expect(&mut self, request: Request) {
+        self.push(request, false, None);
+    }
+
+    /// A Parse was forwarded (client's or injected) that creates `statement` on the server.
+    pub fn expect_parse(&mut self, statement: Arc<StatementDef>, swallow: bool) {
+        self.push(Request::Parse, swallow, Some(statement));
+    }
+
+    /// pgmux sent this request on its own behalf: its reply is not the client's.
+    pub fn expect_swallowed(&mut self, request: Request) {
+        self.push(request, true, None);
+    }
+
+    fn push(&mut self, request: Request, swallow: bool, statement: Option<Arc<StatementDef>>) {
+        if request == Request::Sync && self.copy_in {
+            return;
+        }
+        match request {
+            Request::Sync => self.unsynced = false,
+            Request::Query | Request::FunctionCall => {}
+            _ => self.unsynced = true,
+        }
+        self.owed.push_back(Owed::Server {
+            request,
+            swallow,
+            statement,
+        });
+    }
+
+    /// The client sent CopyDone or CopyFail: the server reads Sync again.
+    pub fn client_copy_ended(&mut self) {
+        self.copy_in = false;
+    }
+
+    /// pgmux answers a request itself with the one-message reply `tag` (no body).
+    pub fn synthesize(&mut self, tag: u8) {
+        self.owed.push_back(Owed::Synthetic(tag));
+    }
+
+    /// Synthetic replies now at the front: the client gets them before anything else.
+    pub fn drain_synthetic(&mut self, out: &mut Vec<u8>) {
+        while let Some(Owed::Synthetic(tag)) = self.owed.front() {
+            out.extend_from_slice(&[*tag, 0, 0, 0, 4]);
+            self.owed.pop_front();
+        }
+    }
+
+    /// Matches one server message against what is owed. Synthetic replies that become
+    /// due after it are appended to `then`; statements whose Parse failed or was skipped
+    /// (the server discards everything up to Sync after an error) go to `failed`.
+    pub fn on_server(
+        &mut self,
+        tag: u8,
+        status: Option<u8>,
+        then: &mut Vec<u8>,
+        failed: &mut Vec<Arc<StatementDef>>,
+    ) -> Disposition {
+        let head = match self.owed.front() {
+            Some(Owed::Server {
+                request, swallow, ..
+            }) => Some((*request, *swallow)),
+            _ => None,
+        };
+        let Some((request, swallow)) = head else {
+            // Asynchronous messages (NoticeResponse, ParameterStatus, NotificationResponse).
+            return Disposition::Forward;
+        };
+        let completes = match tag {
+            b'1' => request == Request::Parse,
+            b'2' => request == Request::Bind,
+            b'3' => request == Request::Close,
+            b'n' => matches!(
+                request,
+                Request::DescribeStatement | Request::DescribePortal
+            ),
+            b'T' => matches!(
+                request,
+                Request::DescribeStatement | Request::DescribePortal
+            ),
+            b'C' | b'I' | b's' => request == Request::Execute,
+            b'G' => {
+                self.enter_copy_in();
+                false
+            }
+            b'Z' => {
+                self.status = status.unwrap_or(b'I');
+                matches!(
+                    request,
+                    Request::Sync | Request::Query | Request::FunctionCall
+                )
+            }
+            b'E' if !matches!(
+                request,
+                Request::Sync | Request::Query | Request::FunctionCall
+            ) =>
+            {
+                self.fail_until_sync(failed);
+                self.drain_synthetic(then);
+                return Disposition::Forward;
+            }
+            _ => false,
+        };
+        if completes {
+            self.owed.pop_front();
+            self.drain_synthetic(then);
+        }
+        if swallow {
+            Disposition::Swallow
+        } else {
+            Disposition::Forward
+        }
+    }
+
+    /// CopyInResponse: Syncs the client already sent behind the COPY's Execute will be
+    /// ignored by the server, so no ReadyForQuery is owed for them.
+    fn enter_copy_in(&mut self) {
+        self.copy_in = true;
+        let mut index = 1;
+        while index < self.owed.len() {
+            if matches!(
+                self.owed[index],
+                Owed::Server {
+                    request: Request::Sync,
+                    ..
+                }
+            ) {
+                self.owed.remove(index);
+            } else {
+                index += 1;
+            }
+        }
+        self.unsynced = true;
+    }
+
+    /// An extended-protocol message failed: PostgreSQL ignores every message up to the
+    /// next Sync, so nothing but that Sync's ReadyForQuery will come.
+    fn fail_until_sync(&mut self, failed: &mut Vec<Arc<StatementDef>>) {
+        while let Some(owed) = self.owed.front() {
+            if let Owed::Server {
+                request: Request::Sync,
+                ..
+            } = owed
+            {
+                break;
+            }
+            if let Some(Owed::Server {
+                statement: Some(statement),
+                ..
+            }) = self.owed.pop_front()
+            {
+                failed.push(statement);
+            }
+        }
+    }
+
+    /// Nothing owed, nothing awaiting a Sync, no transaction open: the server may serve
+    /// another client.
+    pub fn is_idle(&self) -> bool {
+        self.owed.is_empty() && !self.unsynced && self.status == b'I'
+    }
+
+    /// The server still owes the client something.
+    pub fn awaiting_server(&self) -> bool {
+        self.owed.iter().any(|o| matches!(o, Owed::Server { .. }))
+    }
+
+    /// Between statements inside an open (or failed) transaction block.
+    pub fn idle_in_transaction(&self) -> bool {
+        self.owed.is_empty() && self.status != b'I'
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(queue: &mut ReplyQueue, tags: &[u8]) -> (Vec<Disposition>, Vec<u8>) {
+        let mut dispositions = Vec::new();
+        let mut synthetic = Vec::new();
+        let mut failed = Vec::new();
+        for &tag in tags {
+            let status = (tag == b'Z').then_some(b'I');
+            dispositions.push(queue.on_server(tag, status, &mut synthetic, &mut failed));
+        }
+        (dispositions, synthetic)
+    }
+
+    #[test]
+    fn simple_query_releases_on_idle_ready() {
+        let mut queue = ReplyQueue::default();
+        queue.expect(Request::Query);
+        assert!(!queue.is_idle());
+        run(&mut queue, b"TDCZ");
+        assert!(queue.is_idle());
+    }
+
+    #[test]
+    fn open_transaction_keeps_the_server() {
+        let mut queue = ReplyQueue::default();
+        queue.expect(Request::Query);
+        let mut scratch = (Vec::new(), Vec::new());
+        queue.on_server(b'C', None, &mut scratch.0, &mut scratch.1);
+        queue.on_server(b'Z', Some(b'T'), &mut scratch.0, &mut scratch.1);
+        assert!(!queue.is_idle());
+        assert!(queue.idle_in_transaction());
+    }
+
+    #[test]
+    fn pipelined_syncs_are_all_awaited() {
+        let mut queue = ReplyQueue::default();
+        for request in [
+            Request::Parse,
+            Request::Bind,
+            Request::Execute,
+            Request::Sync,
+        ] {
+            queue.expect(request);
+        }
+        for request in [Request::Bind, Request::Execute, Request::Sync] {
+            queue.expect(request);
+        }
+        run(&mut queue, b"12CZ");
+        assert!(!queue.is_idle(), "one Sync is still unanswered");
+        run(&mut queue, b"2CZ");
+        assert!(queue.is_idle());
+    }
+
+    #[test]
+    fn extended_messages_without_sync_pin_the_server() {
+        let mut queue = ReplyQueue::default();
+        queue.expect(Request::Parse);
+        run(&mut queue, b"1");
+        assert!(!queue.is_idle(), "a Parse awaits its Sync");
+        queue.expect(Request::Sync);
+        run(&mut queue, b"Z");
+        assert!(queue.is_idle());
+    }
+
+    #[test]
+    fn synthetic_replies_come_out_in_order() {
+        let mut queue = ReplyQueue::default();
+        queue.expect(Request::Bind);
+        queue.expect(Request::Execute);
+        queue.synthesize(b'1');
+        queue.expect(Request::Bind);
+        queue.expect(Request::Sync);
+        let mut out = Vec::new();
+        queue.drain_synthetic(&mut out);
+        assert!(out.is_empty(), "the first Bind is answered first");
+        let (_, synthetic) = run(&mut queue, b"2DC");
+        assert_eq!(
+            synthetic,
+            [b'1', 0, 0, 0, 4],
+            "ParseComplete right after the Execute's end"
+        );
+        run(&mut queue, b"2Z");
+        assert!(queue.is_idle());
+    }
+
+    #[test]
+    fn injected_parse_replies_are_swallowed() {
+        let mut queue = ReplyQueue::default();
+        queue.expect_swallowed(Request::Parse);
+        queue.expect(Request::Bind);
+        queue.expect(Request::Sync);
+        let (dispositions, _) = run(&mut queue, b"12Z");
+        assert_eq!(
+            dispositions,
+            [
+                Disposition::Swallow,
+                Disposition::Forward,
+                Disposition::Forward
+            ]
+        );
+    }
+
+    #[test]
+    fn an_error_skips_to_sync_and_drops_what_postgres_will_not_answer() {
+        let mut queue = ReplyQueue::default();
+        let statement = Arc::new(StatementDef::for_tests(7));
+        queue.expect(Request::Bind);
+        queue.expect_parse(Arc::clone(&statement), false);
+        queue.synthesize(b'3');
+        queue.expect(Request::Sync);
+        let mut synthetic = Vec::new();
+        let mut failed = Vec::new();
+        assert_eq!(
+            queue.on_server(b'E', None, &mut synthetic, &mut failed),
+            Disposition::Forward
+        );
+        assert!(synthetic.is_empty(), "no CloseComplete after an error");
+        assert_eq!(
+            failed.len(),
+            1,
+            "the skipped Parse never created its statement"
+        );
+        queue.on_server(b'Z', Some(b'I'), &mut synthetic, &mut failed);
+        assert!(queue.is_idle());
+    }
+
+    #[test]
+    fn a_sync_sent_into_copy_in_is_not_answered() {
+        // tokio-postgres copy_in: Bind, Execute, Sync; then data, CopyDone, Sync.
+        let mut queue = ReplyQueue::default();
+        for request in [Request::Bind, Request::Execute, Request::Sync] {
+            queue.expect(request);
+        }
+        run(&mut queue, b"2G");
+        queue.expect(Request::Sync); // a Sync inside the copy: ignored by the server
+        queue.client_copy_ended();
+        queue.expect(Request::Sync);
+        run(&mut queue, b"CZ");
+        assert!(queue.is_idle(), "only the Sync after CopyDone is answered");
+    }
+
+    #[test]
+    fn errors_inside_a_simple_query_wait_for_its_ready() {
+        let mut queue = ReplyQueue::default();
+        queue.expect(Request::Query);
+        run(&mut queue, b"E");
+        assert!(!queue.is_idle());
+        run(&mut queue, b"Z");
+        assert!(queue.is_idle());
+    }
+}

@@ -1,0 +1,191 @@
+//! Named prepared statements in transaction mode with a pool smaller than the number of
+//! clients, so statements must follow clients from server to server.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::harness::{self, pgmux, run_tool};
+
+#[tokio::test]
+async fn statements_prepared_once_work_on_every_server() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "2").start().await;
+    let clients = join_all((0..12).map(|_| pgmux.app())).await;
+    let work = clients.iter().enumerate().map(|(i, client)| async move {
+        let add = client
+            .prepare(&format!("select $1::int + {i}"))
+            .await
+            .unwrap();
+        let backend = client.prepare("select pg_backend_pid()").await.unwrap();
+        let mut backends = std::collections::HashSet::new();
+        for n in 0..25 {
+            let row = client.query_one(&add, &[&n]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), n + i as i32);
+            backends.insert(
+                client
+                    .query_one(&backend, &[])
+                    .await
+                    .unwrap()
+                    .get::<_, i32>(0),
+            );
+        }
+        backends.len()
+    });
+    let servers_seen = join_all(work).await;
+    assert!(
+        servers_seen.iter().any(|&n| n > 1),
+        "with 12 clients on 2 servers some client must have moved between servers: {servers_seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_small_statement_cache_evicts_and_re_prepares() {
+    let _guard = harness::shared();
+    let pgmux = pgmux()
+        .setting("default_pool_size", "1")
+        .setting("max_prepared_statements", "3")
+        .start()
+        .await;
+    let client = pgmux.app().await;
+    let mut statements = Vec::new();
+    for i in 0..10 {
+        statements.push(
+            client
+                .prepare(&format!("select {i} + $1::int"))
+                .await
+                .unwrap(),
+        );
+    }
+    for round in 0..3 {
+        for (i, statement) in statements.iter().enumerate() {
+            let row = client.query_one(statement, &[&round]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), i as i32 + round);
+        }
+    }
+    // Only up to the cache size may live on the server at once.
+    let count = client
+        .query_one("select count(*) from pg_prepared_statements", &[])
+        .await
+        .unwrap();
+    assert!(
+        count.get::<_, i64>(0) <= 3,
+        "cache bound exceeded: {}",
+        count.get::<_, i64>(0)
+    );
+}
+
+#[tokio::test]
+async fn a_failing_prepare_reports_its_own_error_and_the_client_goes_on() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "1").start().await;
+    let client = pgmux.app().await;
+    let error = client.prepare("selec 1").await.unwrap_err();
+    assert_eq!(error.code().unwrap().code(), "42601");
+    let ok = client.prepare("select 7").await.unwrap();
+    assert_eq!(
+        client.query_one(&ok, &[]).await.unwrap().get::<_, i32>(0),
+        7
+    );
+    // The bad statement did not poison the server for another client.
+    let other = pgmux.app().await;
+    let statement = other.prepare("select 8").await.unwrap();
+    assert_eq!(
+        other
+            .query_one(&statement, &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        8
+    );
+}
+
+#[tokio::test]
+async fn closed_statements_are_gone_for_the_client_and_discard_all_clears_them() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "1").start().await;
+    let client = pgmux.app().await;
+    let statement = client.prepare("select 1").await.unwrap();
+    client.query_one(&statement, &[]).await.unwrap();
+    // DISCARD ALL drops the session's statements, as it would on a direct connection.
+    client.batch_execute("discard all").await.unwrap();
+    let error = client.query_one(&statement, &[]).await.unwrap_err();
+    assert_eq!(
+        error.code().unwrap().code(),
+        "26000",
+        "prepared statement does not exist"
+    );
+    // Statements prepared after that work again, also for other clients on that server.
+    let again = client.prepare("select 2").await.unwrap();
+    assert_eq!(
+        client
+            .query_one(&again, &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
+    drop(again); // tokio-postgres sends Close for a dropped statement
+    let other = pgmux.app().await;
+    let same_text = other.prepare("select 2").await.unwrap();
+    assert_eq!(
+        other
+            .query_one(&same_text, &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
+}
+
+#[tokio::test]
+async fn pgbench_prepared_with_200_clients_on_a_pool_of_5_has_no_failures() {
+    let _guard = harness::shared();
+    let database = harness::unique_name("bench_prepared");
+    let superuser = harness::postgres().superuser().await;
+    superuser
+        .batch_execute(&format!("create database {database} owner app"))
+        .await
+        .unwrap();
+    let pgmux = pgmux()
+        .setting("default_pool_size", "5")
+        .setting("max_client_conn", "500")
+        .database(
+            &database,
+            &format!("host = \"127.0.0.1\"\nport = {{PGPORT}}\ndbname = \"{database}\""),
+        )
+        .start()
+        .await;
+    let pgbench = harness::postgres().bin("pgbench");
+    let init = run_tool(
+        pgmux
+            .tool_command(&pgbench, "app", "secret", &database)
+            .args(["-i", "-s", "1", "-q"]),
+        Duration::from_secs(60),
+    );
+    init.assert_success();
+    let run = run_tool(
+        // -S: pgbench 15 prepares each statement with a blocking PQprepare on first use; in
+        // the TPC-B script other clients of the same pgbench thread sit inside BEGIN…END
+        // holding every pooled server meanwhile, so that script deadlocks pgbench itself
+        // behind any transaction pooler whose pool is smaller than its clients per thread.
+        pgmux
+            .tool_command(&pgbench, "app", "secret", &database)
+            .args(["-S", "-M", "prepared", "-c", "200", "-j", "2", "-T", "5"]),
+        Duration::from_secs(90),
+    );
+    run.assert_success();
+    assert!(
+        run.stdout.contains("number of failed transactions: 0"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let processed = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|n| n.split('/').next()?.trim().parse::<u64>().ok())
+        .expect("pgbench reports processed transactions");
+    assert!(processed > 200, "{}", run.stdout);
+}
