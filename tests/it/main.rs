@@ -4,4 +4,7 @@ mod harness;
 
 mod auth;
 mod harness_smoke;
+mod modes;
+mod pool_limits;
+mod pooling;
 mod queries;
