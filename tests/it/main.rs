@@ -4,5 +4,8 @@ mod harness;
 
 mod auth;
 mod harness_smoke;
+mod modes;
+mod pool_limits;
+mod pooling;
 mod prepared;
 mod queries;
