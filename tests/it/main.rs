@@ -4,8 +4,14 @@ mod harness;
 
 mod auth;
 mod harness_smoke;
+mod lifecycle;
+mod malformed_input;
 mod modes;
 mod pool_limits;
 mod pooling;
 mod prepared;
 mod queries;
+mod resilience;
+mod support;
+mod timeouts;
+mod wire;
