@@ -3,5 +3,8 @@
 mod harness;
 
 mod auth;
+mod copy;
 mod harness_smoke;
+mod params;
 mod queries;
+mod raw_wire;
