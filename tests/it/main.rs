@@ -3,14 +3,17 @@
 mod harness;
 
 mod auth;
+mod copy;
 mod harness_smoke;
 mod lifecycle;
 mod malformed_input;
 mod modes;
+mod params;
 mod pool_limits;
 mod pooling;
 mod prepared;
 mod queries;
+mod raw_wire;
 mod resilience;
 mod support;
 mod timeouts;

@@ -186,6 +186,11 @@ impl Pgmux {
         self.addr
     }
 
+    /// The pgmux process id (e.g. to read its memory use from `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Directory of pgmux's `.s.PGSQL.PORT` socket (as announced in its log).
     pub fn socket_dir(&self) -> &Path {
         &self.socket_dir
