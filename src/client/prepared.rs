@@ -61,14 +61,23 @@ pub struct Rewriter<'a> {
 }
 
 impl Rewriter<'_> {
-    /// For a whole Parse, Bind, Describe or Close: writes what the server must get into
-    /// `out` (possibly nothing) and records the replies owed; false when the message
-    /// names no prepared statement and goes through unchanged.
-    pub fn rewrite(&mut self, tag: u8, body: &[u8], out: &mut BytesMut) -> bool {
+    /// For a Parse, Bind, Describe or Close: writes what the server must get into `out`
+    /// (possibly nothing) and records the replies owed; false when the message names no
+    /// prepared statement and goes through unchanged. `available` is the body so far and
+    /// `body_len` its full length: only a Bind may be partial — its head is rewritten and
+    /// the rest of its parameters stream through after it.
+    pub fn rewrite(
+        &mut self,
+        tag: u8,
+        available: &[u8],
+        body_len: usize,
+        out: &mut BytesMut,
+    ) -> bool {
+        let whole = available.len() == body_len;
         match tag {
-            b'P' => self.parse(body, out),
-            b'B' => self.bind(body, out),
-            b'D' | b'C' => self.describe_or_close(tag, body, out),
+            b'B' => self.bind(available, body_len, out),
+            b'P' if whole => self.parse(available, out),
+            b'D' | b'C' if whole => self.describe_or_close(tag, available, out),
             _ => false,
         }
     }
@@ -94,8 +103,8 @@ impl Rewriter<'_> {
         true
     }
 
-    fn bind(&mut self, body: &[u8], out: &mut BytesMut) -> bool {
-        let Some((portal, rest)) = take_cstr(body) else {
+    fn bind(&mut self, available: &[u8], body_len: usize, out: &mut BytesMut) -> bool {
+        let Some((portal, rest)) = take_cstr(available) else {
             return false;
         };
         let Some((name, rest)) = take_cstr(rest) else {
@@ -106,8 +115,10 @@ impl Rewriter<'_> {
         };
         self.ensure_prepared(&statement, out);
         PoolStats::add(&self.stats.binds, 1);
+        // Only the head is rewritten; parameters not yet read stream through after it.
+        let parameters_len = body_len - (portal.len() + 1 + name.len() + 1);
         out.put_u8(b'B');
-        out.put_u32((4 + portal.len() + 1 + statement.name.len() + 1 + rest.len()) as u32);
+        out.put_u32((4 + portal.len() + 1 + statement.name.len() + 1 + parameters_len) as u32);
         out.put_slice(portal.as_bytes());
         out.put_u8(0);
         out.put_slice(statement.name.as_bytes());

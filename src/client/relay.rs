@@ -166,7 +166,13 @@ impl Session {
     ) -> Result<bool, Refusal> {
         let capacity = settings.max_prepared_statements;
         let rewriting = capacity > 0;
-        let needs_body = |tag: u8| tag == b'D' || (rewriting && matches!(tag, b'P' | b'B' | b'C'));
+        let needs_body = |tag: u8, body: &[u8]| match tag {
+            b'D' | b'C' => true,
+            // A Bind waits only until its names are in: its parameters may stream.
+            b'B' if rewriting => !bind_names_complete(body),
+            b'P' if rewriting => names_a_statement(tag, body),
+            _ => false,
+        };
         let mut rewritten = BytesMut::new();
         let mut segment_start = 0;
         let mut terminate_at = None;
@@ -185,7 +191,7 @@ impl Session {
                 break;
             }
             let end = self.cursor.consumed();
-            if let (true, Some(body)) = (rewriting, frame.body) {
+            if rewriting && matches!(frame.tag, b'P' | b'B' | b'D' | b'C') {
                 let mut rewriter = Rewriter {
                     statements: &mut self.statements,
                     server: &mut conn.statements,
@@ -195,7 +201,12 @@ impl Session {
                     capacity,
                 };
                 self.scratch.clear();
-                if rewriter.rewrite(frame.tag, body, &mut self.scratch) {
+                if rewriter.rewrite(
+                    frame.tag,
+                    frame.available,
+                    frame.body_len,
+                    &mut self.scratch,
+                ) {
                     rewritten.extend_from_slice(&self.buf[segment_start..start]);
                     rewritten.extend_from_slice(&self.scratch);
                     segment_start = end;
@@ -256,7 +267,7 @@ impl Session {
             let frame = cursor
                 .next(
                     &conn.read_buf,
-                    |tag| matches!(tag, b'Z' | b'S' | b'E' | b'C'),
+                    |tag, _| matches!(tag, b'Z' | b'S' | b'E' | b'C'),
                     MAX_INSPECTED,
                 )
                 .map_err(|e| {
@@ -342,4 +353,25 @@ impl Session {
         conn.read_buf.advance(len);
         result.map_err(|_| Refusal::gone())
     }
+}
+
+/// Whether a Parse or Bind whose body starts with `body` names a prepared statement (and
+/// so must be read whole to be renamed), or is still too short to tell. Unnamed ones —
+/// possibly carrying huge queries or parameters — stream through unread.
+fn names_a_statement(tag: u8, body: &[u8]) -> bool {
+    // Bind starts with the portal name, then the statement name; Parse with the statement.
+    let start = match tag {
+        b'B' => match body.iter().position(|&b| b == 0) {
+            Some(portal_end) => portal_end + 1,
+            None => return true,
+        },
+        _ => 0,
+    };
+    // An empty name ends at once; no terminator yet means "too short to tell".
+    body[start..].first() != Some(&0)
+}
+
+/// Whether the portal and statement names at the start of a Bind body are all there.
+fn bind_names_complete(body: &[u8]) -> bool {
+    body.iter().filter(|&&b| b == 0).take(2).count() == 2
 }

@@ -25,6 +25,10 @@ pub struct Frame<'a> {
     /// The whole body when it is all in the buffer; `None` when the frame is being
     /// streamed through because it was not wholly buffered and its body is not needed.
     pub body: Option<&'a [u8]>,
+    /// The part of the body in the buffer now (all of it when `body` is `Some`).
+    pub available: &'a [u8],
+    /// The length of the whole body.
+    pub body_len: usize,
 }
 
 /// Walks the frames of one direction of a connection. Survives across reads: it keeps the
@@ -51,14 +55,15 @@ impl FrameCursor {
         self.streaming_left > 0
     }
 
-    /// The next frame at the cursor. `needs_body(tag)` says which tags must be seen whole:
+    /// The next frame at the cursor. `needs_body(tag, body_so_far)` says which frames must
+    /// be seen whole (it may decide from the first bytes of the body, e.g. a statement name):
     /// they wait in the buffer up to `max_whole` bytes; a larger one streams like any
     /// other frame (body `None`), so a buffer never grows past `max_whole`.
     /// `Ok(None)`: not enough bytes yet.
     pub fn next<'a>(
         &mut self,
         buf: &'a [u8],
-        needs_body: impl Fn(u8) -> bool,
+        needs_body: impl Fn(u8, &[u8]) -> bool,
         max_whole: usize,
     ) -> Result<Option<Frame<'a>>, FrameError> {
         if self.streaming_left > 0 {
@@ -82,17 +87,25 @@ impl FrameCursor {
         let total = 1 + length as usize;
         if rest.len() >= total {
             self.pos += total;
+            let body = &rest[HEADER_LEN..total];
             return Ok(Some(Frame {
                 tag,
-                body: Some(&rest[HEADER_LEN..total]),
+                body: Some(body),
+                available: body,
+                body_len: total - HEADER_LEN,
             }));
         }
-        if needs_body(tag) && total <= max_whole {
+        if total <= max_whole && needs_body(tag, &rest[HEADER_LEN..]) {
             return Ok(None);
         }
         self.pos += rest.len();
         self.streaming_left = total - rest.len();
-        Ok(Some(Frame { tag, body: None }))
+        Ok(Some(Frame {
+            tag,
+            body: None,
+            available: &rest[HEADER_LEN.min(rest.len())..],
+            body_len: total - HEADER_LEN,
+        }))
     }
 }
 
@@ -142,11 +155,11 @@ mod tests {
         let mut buf = msg(b'Z', b"I");
         buf.extend(msg(b'C', b"SELECT 1\0"));
         let mut cursor = FrameCursor::default();
-        let first = cursor.next(&buf, |_| true, 1024).unwrap().unwrap();
+        let first = cursor.next(&buf, |_, _| true, 1024).unwrap().unwrap();
         assert_eq!((first.tag, first.body), (b'Z', Some(&b"I"[..])));
-        let second = cursor.next(&buf, |_| true, 1024).unwrap().unwrap();
+        let second = cursor.next(&buf, |_, _| true, 1024).unwrap().unwrap();
         assert_eq!(second.tag, b'C');
-        assert_eq!(cursor.next(&buf, |_| true, 1024).unwrap(), None);
+        assert_eq!(cursor.next(&buf, |_, _| true, 1024).unwrap(), None);
         assert_eq!(cursor.consumed(), buf.len());
     }
 
@@ -154,7 +167,7 @@ mod tests {
     fn partial_header_waits() {
         let buf = msg(b'Z', b"I");
         let mut cursor = FrameCursor::default();
-        assert_eq!(cursor.next(&buf[..3], |_| true, 1024).unwrap(), None);
+        assert_eq!(cursor.next(&buf[..3], |_, _| true, 1024).unwrap(), None);
         assert_eq!(cursor.consumed(), 0);
     }
 
@@ -163,7 +176,7 @@ mod tests {
         let big = msg(b'D', &[7u8; 100]);
         let mut cursor = FrameCursor::default();
         let frame = cursor
-            .next(&big[..40], |t| t == b'Z', 1024)
+            .next(&big[..40], |t, _| t == b'Z', 1024)
             .unwrap()
             .unwrap();
         assert_eq!((frame.tag, frame.body), (b'D', None));
@@ -173,7 +186,7 @@ mod tests {
         // The rest of the DataRow plus a ReadyForQuery arrive together.
         let mut next = big[40..].to_vec();
         next.extend(msg(b'Z', b"I"));
-        let frame = cursor.next(&next, |t| t == b'Z', 1024).unwrap().unwrap();
+        let frame = cursor.next(&next, |t, _| t == b'Z', 1024).unwrap().unwrap();
         assert_eq!((frame.tag, frame.body), (b'Z', Some(&b"I"[..])));
         assert_eq!(cursor.consumed(), next.len());
     }
@@ -183,12 +196,12 @@ mod tests {
         let error = msg(b'E', &[1u8; 50]);
         let mut cursor = FrameCursor::default();
         assert_eq!(
-            cursor.next(&error[..20], |t| t == b'E', 1024).unwrap(),
+            cursor.next(&error[..20], |t, _| t == b'E', 1024).unwrap(),
             None
         );
         assert_eq!(cursor.consumed(), 0);
         let streamed = cursor
-            .next(&error[..20], |t| t == b'E', 30)
+            .next(&error[..20], |t, _| t == b'E', 30)
             .unwrap()
             .unwrap();
         assert_eq!((streamed.tag, streamed.body), (b'E', None));
@@ -199,7 +212,7 @@ mod tests {
         let buf = [b'Q', 0, 0, 0, 3];
         let mut cursor = FrameCursor::default();
         assert_eq!(
-            cursor.next(&buf, |_| false, 1024),
+            cursor.next(&buf, |_, _| false, 1024),
             Err(FrameError::BadLength(3))
         );
     }

@@ -8,17 +8,27 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::harness::{self, pgmux, postgres};
-use crate::pooling::{backend_pid, backends, database_entry, dedicated_database, scalar, wait_for_backends, BackendSampler};
+use crate::pooling::{
+    backend_pid, backends, database_entry, dedicated_database, scalar, wait_for_backends,
+    BackendSampler,
+};
 
 #[tokio::test]
 async fn min_pool_size_opens_servers_without_any_query() {
     let _guard = harness::shared();
     let db = dedicated_database("minpool").await;
-    let pgmux = pgmux().setting("min_pool_size", "3").database(&db, &database_entry(&db)).start().await;
+    let pgmux = pgmux()
+        .setting("min_pool_size", "3")
+        .database(&db, &database_entry(&db))
+        .start()
+        .await;
     let _client = pgmux.connect("app", "secret", &db).await;
     let su = postgres().superuser().await;
     let seen = wait_for_backends(&su, &db, 3, Duration::from_secs(5)).await;
-    assert_eq!(seen, 3, "min_pool_size = 3 but {seen} backends after a login");
+    assert_eq!(
+        seen, 3,
+        "min_pool_size = 3 but {seen} backends after a login"
+    );
     // Warm servers are topped up to the minimum, not beyond.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(backends(&su, &db, "%").await, 3);
@@ -28,26 +38,43 @@ async fn min_pool_size_opens_servers_without_any_query() {
 async fn idle_servers_close_after_server_idle_timeout() {
     let _guard = harness::shared();
     let db = dedicated_database("idlepool").await;
-    let pgmux = pgmux().setting("server_idle_timeout", "1").database(&db, &database_entry(&db)).start().await;
+    let pgmux = pgmux()
+        .setting("server_idle_timeout", "1")
+        .database(&db, &database_entry(&db))
+        .start()
+        .await;
     let mut clients = Vec::new();
     for _ in 0..4 {
         clients.push(pgmux.connect("app", "secret", &db).await);
     }
-    let burst = clients.iter().map(|c| scalar(c, "select pg_sleep(0.3)::text"));
+    let burst = clients
+        .iter()
+        .map(|c| scalar(c, "select pg_sleep(0.3)::text"));
     assert!(join_all(burst).await.iter().all(Result::is_ok));
     let su = postgres().superuser().await;
     let after_burst = backends(&su, &db, "%").await;
-    assert!(after_burst >= 2, "the burst should have opened several servers, saw {after_burst}");
+    assert!(
+        after_burst >= 2,
+        "the burst should have opened several servers, saw {after_burst}"
+    );
     // Clients stay connected; their servers are idle and must go.
     let left = wait_for_backends(&su, &db, 0, Duration::from_secs(6)).await;
     assert_eq!(left, 0, "idle servers survived server_idle_timeout = 1");
-    assert_eq!(scalar(&clients[0], "select 'back'").await.unwrap(), "back", "a new server opens on demand");
+    assert_eq!(
+        scalar(&clients[0], "select 'back'").await.unwrap(),
+        "back",
+        "a new server opens on demand"
+    );
 }
 
 #[tokio::test]
 async fn servers_are_replaced_after_server_lifetime() {
     let _guard = harness::shared();
-    let pgmux = pgmux().setting("default_pool_size", "1").setting("server_lifetime", "1").start().await;
+    let pgmux = pgmux()
+        .setting("default_pool_size", "1")
+        .setting("server_lifetime", "1")
+        .start()
+        .await;
     let client = pgmux.app().await;
     let first = backend_pid(&client).await;
     let deadline = Instant::now() + Duration::from_secs(6);
@@ -56,12 +83,21 @@ async fn servers_are_replaced_after_server_lifetime() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         latest = backend_pid(&client).await;
     }
-    assert_ne!(latest, first, "the same server after more than server_lifetime = 1 s");
+    assert_ne!(
+        latest, first,
+        "the same server after more than server_lifetime = 1 s"
+    );
     // The old server is closed, not just set aside.
     let su = postgres().superuser().await;
     let deadline = Instant::now() + Duration::from_secs(3);
     let alive = loop {
-        let row = su.query_one("select count(*) from pg_stat_activity where pid = $1", &[&first]).await.unwrap();
+        let row = su
+            .query_one(
+                "select count(*) from pg_stat_activity where pid = $1",
+                &[&first],
+            )
+            .await
+            .unwrap();
         let alive: i64 = row.get(0);
         if alive == 0 || Instant::now() >= deadline {
             break alive;
@@ -88,15 +124,26 @@ async fn a_long_waiter_gets_a_reserve_server_after_reserve_pool_timeout() {
     let started = Instant::now();
     let query = tokio::spawn(async move { (backend_pid(&waiter).await, started.elapsed()) });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!query.is_finished(), "served before reserve_pool_timeout with the only server busy");
+    assert!(
+        !query.is_finished(),
+        "served before reserve_pool_timeout with the only server busy"
+    );
     let (pid, waited) = tokio::time::timeout(Duration::from_secs(10), query)
         .await
         .expect("the waiter never got a reserve server")
         .unwrap();
     assert_ne!(pid, holder_pid);
-    assert!(waited >= Duration::from_millis(900), "reserve server handed out after {waited:?}");
     assert!(
-        pgmux.wait_for_log("taking connection from reserve_pool", Duration::from_secs(2)).await,
+        waited >= Duration::from_millis(900),
+        "reserve server handed out after {waited:?}"
+    );
+    assert!(
+        pgmux
+            .wait_for_log(
+                "taking connection from reserve_pool",
+                Duration::from_secs(2)
+            )
+            .await,
         "no reserve_pool log line\n{}",
         pgmux.logs()
     );
@@ -117,7 +164,12 @@ async fn two_users_on_one_capped_database() -> (harness::Pgmux, String, String) 
         .await;
     let table = harness::unique_name("maxdb");
     let setup = pgmux.connect("app", "secret", &db).await;
-    setup.batch_execute(&format!("create table {table} (who text); grant all on {table} to other")).await.unwrap();
+    setup
+        .batch_execute(&format!(
+            "create table {table} (who text); grant all on {table} to other"
+        ))
+        .await
+        .unwrap();
     (pgmux, db, table)
 }
 
@@ -130,26 +182,50 @@ async fn max_db_connections_caps_backends_over_all_users_and_waiters_proceed() {
 
     let a = pgmux.connect("app", "secret", &db).await;
     let b = pgmux.connect("other", "othersecret", &db).await;
-    a.batch_execute(&format!("begin; insert into {table} values ('a')")).await.unwrap();
-    b.batch_execute(&format!("begin; insert into {table} values ('b')")).await.unwrap();
+    a.batch_execute(&format!("begin; insert into {table} values ('a')"))
+        .await
+        .unwrap();
+    b.batch_execute(&format!("begin; insert into {table} values ('b')"))
+        .await
+        .unwrap();
     let mut waiting = Vec::new();
     for (user, password, who) in [("app", "secret", "c"), ("other", "othersecret", "d")] {
         let client = pgmux.connect(user, password, &db).await;
         let insert = format!("insert into {table} values ('{who}')");
-        waiting.push(tokio::spawn(async move { client.batch_execute(&insert).await }));
+        waiting.push(tokio::spawn(
+            async move { client.batch_execute(&insert).await },
+        ));
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(waiting.iter().all(|t| !t.is_finished()), "a third server was opened for the database");
+    assert!(
+        waiting.iter().all(|t| !t.is_finished()),
+        "a third server was opened for the database"
+    );
     assert_eq!(backends(&su, &db, "%").await, 2);
 
     a.batch_execute("commit").await.unwrap();
     b.batch_execute("commit").await.unwrap();
     for task in waiting {
-        tokio::time::timeout(Duration::from_secs(10), task).await.expect("waiter never served").unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("waiter never served")
+            .unwrap()
+            .unwrap();
     }
     let max = sampler.finish().await;
-    assert!(max <= 2, "{max} backends for {db} with max_db_connections = 2");
-    assert_eq!(scalar(&a, &format!("select string_agg(who, '' order by who) from {table}")).await.unwrap(), "abcd");
+    assert!(
+        max <= 2,
+        "{max} backends for {db} with max_db_connections = 2"
+    );
+    assert_eq!(
+        scalar(
+            &a,
+            &format!("select string_agg(who, '' order by who) from {table}")
+        )
+        .await
+        .unwrap(),
+        "abcd"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,13 +236,22 @@ async fn under_max_db_connections_an_idle_server_of_another_user_makes_room() {
     // `app` ends up with two idle servers, the database's whole allowance. `other` then
     // needs two servers at once, which fit only if pgmux closes idle `app` servers
     // (PgBouncer evicts an idle server of another pool of the database in this case).
-    let app_clients = [pgmux.connect("app", "secret", &db).await, pgmux.connect("app", "secret", &db).await];
-    let both = app_clients.iter().map(|c| scalar(c, "select pg_sleep(0.2)::text"));
+    let app_clients = [
+        pgmux.connect("app", "secret", &db).await,
+        pgmux.connect("app", "secret", &db).await,
+    ];
+    let both = app_clients
+        .iter()
+        .map(|c| scalar(c, "select pg_sleep(0.2)::text"));
     assert!(join_all(both).await.iter().all(Result::is_ok));
     // Even logging in needs a server for a new pool (its parameters greet the client).
     let mut others = Vec::new();
     for _ in 0..2 {
-        let login = tokio::time::timeout(Duration::from_secs(5), pgmux.try_connect("other", "othersecret", &db)).await;
+        let login = tokio::time::timeout(
+            Duration::from_secs(5),
+            pgmux.try_connect("other", "othersecret", &db),
+        )
+        .await;
         match login {
             Ok(Ok(client)) => others.push(client),
             outcome => panic!(
@@ -176,7 +261,10 @@ async fn under_max_db_connections_an_idle_server_of_another_user_makes_room() {
         }
     }
     let (e, f) = (&others[0], &others[1]);
-    for (client, who) in [(e, "begin; insert into {table} values ('e')"), (f, "insert into {table} values ('f')")] {
+    for (client, who) in [
+        (e, "begin; insert into {table} values ('e')"),
+        (f, "insert into {table} values ('f')"),
+    ] {
         let sql = who.replace("{table}", &table);
         let served = tokio::time::timeout(Duration::from_secs(5), client.batch_execute(&sql)).await;
         assert!(
@@ -192,11 +280,16 @@ async fn under_max_db_connections_an_idle_server_of_another_user_makes_room() {
     let sampler = BackendSampler::start(&db).await;
     let mut clients = Vec::new();
     for i in 0..8 {
-        let (user, password) = if i % 2 == 0 { ("app", "secret") } else { ("other", "othersecret") };
+        let (user, password) = if i % 2 == 0 {
+            ("app", "secret")
+        } else {
+            ("other", "othersecret")
+        };
         clients.push(pgmux.connect(user, password, &db).await);
     }
     let work = clients.iter().map(|client| {
-        let sql = format!("begin; insert into {table} values ('load'); select pg_sleep(0.02); commit");
+        let sql =
+            format!("begin; insert into {table} values ('load'); select pg_sleep(0.02); commit");
         async move {
             for _ in 0..5 {
                 client.batch_execute(&sql).await?;
@@ -206,10 +299,23 @@ async fn under_max_db_connections_an_idle_server_of_another_user_makes_room() {
     });
     let results = tokio::time::timeout(Duration::from_secs(30), join_all(work))
         .await
-        .unwrap_or_else(|_| panic!("two users' load on a capped database stalled\n{}", pgmux.logs()));
+        .unwrap_or_else(|_| {
+            panic!(
+                "two users' load on a capped database stalled\n{}",
+                pgmux.logs()
+            )
+        });
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let max = sampler.finish().await;
-    assert!(max <= 2, "{max} backends for {db} with max_db_connections = 2");
-    let count = scalar(e, &format!("select count(*) from {table} where who = 'load'")).await.unwrap();
+    assert!(
+        max <= 2,
+        "{max} backends for {db} with max_db_connections = 2"
+    );
+    let count = scalar(
+        e,
+        &format!("select count(*) from {table} where who = 'load'"),
+    )
+    .await
+    .unwrap();
     assert_eq!(count, "40");
 }

@@ -49,7 +49,12 @@ pub(crate) async fn backends(su: &Client, dbname: &str, state_like: &str) -> i64
 }
 
 /// Polls `backends()` until it equals `want`; returns the last count seen.
-pub(crate) async fn wait_for_backends(su: &Client, dbname: &str, want: i64, timeout: Duration) -> i64 {
+pub(crate) async fn wait_for_backends(
+    su: &Client,
+    dbname: &str,
+    want: i64,
+    timeout: Duration,
+) -> i64 {
     let deadline = Instant::now() + timeout;
     loop {
         let n = backends(su, dbname, "%").await;
@@ -70,7 +75,10 @@ pub(crate) struct BackendSampler {
 impl BackendSampler {
     pub(crate) async fn start(dbname: &str) -> BackendSampler {
         let su = postgres().superuser().await;
-        let (stop, max) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicI64::new(0)));
+        let (stop, max) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicI64::new(0)),
+        );
         let (stop2, max2, dbname) = (stop.clone(), max.clone(), dbname.to_owned());
         let task = tokio::spawn(async move {
             while !stop2.load(Ordering::Relaxed) {
@@ -102,15 +110,25 @@ pub(crate) async fn scalar(client: &Client, sql: &str) -> Result<String, tokio_p
 }
 
 pub(crate) async fn backend_pid(client: &Client) -> i32 {
-    scalar(client, "select pg_backend_pid()").await.unwrap().parse().unwrap()
+    scalar(client, "select pg_backend_pid()")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 pub(crate) fn sqlstate(error: &tokio_postgres::Error) -> String {
-    error.code().map(|c| c.code().to_owned()).unwrap_or_else(|| format!("no SQLSTATE: {error:?}"))
+    error
+        .code()
+        .map(|c| c.code().to_owned())
+        .unwrap_or_else(|| format!("no SQLSTATE: {error:?}"))
 }
 
 pub(crate) fn message(error: &tokio_postgres::Error) -> String {
-    error.as_db_error().map(|e| e.message().to_owned()).unwrap_or_else(|| error.to_string())
+    error
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_else(|| error.to_string())
 }
 
 /// Waits (bounded) for a client's connection to be closed by the other side.
@@ -145,7 +163,11 @@ fn assert_pgbench_clean(out: &ToolOutput, what: &str) -> u64 {
         out.stdout,
         out.stderr
     );
-    assert!(!out.stderr.contains("error"), "{what}: client errors\n{}", out.stderr);
+    assert!(
+        !out.stderr.contains("error"),
+        "{what}: client errors\n{}",
+        out.stderr
+    );
     let processed = out
         .stdout
         .lines()
@@ -195,7 +217,12 @@ async fn a_thousand_concurrent_clients_share_25_backends_and_all_their_work_is_d
         .collect()
         .await;
     let failed_logins: Vec<_> = connected.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(failed_logins.is_empty(), "{} logins failed, first: {:?}", failed_logins.len(), failed_logins.first());
+    assert!(
+        failed_logins.is_empty(),
+        "{} logins failed, first: {:?}",
+        failed_logins.len(),
+        failed_logins.first()
+    );
     let clients: Vec<Client> = connected.into_iter().map(Result::unwrap).collect();
 
     let update = format!("update {table} set n = n + 1 where id = $1");
@@ -215,17 +242,32 @@ async fn a_thousand_concurrent_clients_share_25_backends_and_all_their_work_is_d
         .await
         .unwrap_or_else(|_| panic!("1,000 clients did not finish in 90 s\n{}", pgmux.logs()));
     let errors: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(errors.is_empty(), "{} clients failed, first: {:?}", errors.len(), errors.first());
+    assert!(
+        errors.is_empty(),
+        "{} clients failed, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
 
     let max = sampler.finish().await;
     let row = setup
-        .query_one(&format!("select count(*) filter (where n = {ROUNDS}), sum(n) from {table}"), &[])
+        .query_one(
+            &format!("select count(*) filter (where n = {ROUNDS}), sum(n) from {table}"),
+            &[],
+        )
         .await
         .unwrap();
-    assert_eq!(row.get::<_, i64>(0), CLIENTS as i64, "every client's counter moved exactly {ROUNDS} times");
+    assert_eq!(
+        row.get::<_, i64>(0),
+        CLIENTS as i64,
+        "every client's counter moved exactly {ROUNDS} times"
+    );
     assert_eq!(row.get::<_, i64>(1), CLIENTS as i64 * ROUNDS as i64);
     assert!(max <= 25, "{max} backends for {db}, pool size is 25");
-    assert!(max > 1, "only {max} backend: the clients never ran side by side");
+    assert!(
+        max > 1,
+        "only {max} backend: the clients never ran side by side"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,15 +285,25 @@ async fn pgbench_with_1000_clients_on_a_pool_of_25_has_no_failures() {
     let pgmux = Arc::new(pgmux);
     let run = |args: &'static [&'static str], timeout: u64| {
         let (pgmux, db) = (pgmux.clone(), db.clone());
-        tokio::task::spawn_blocking(move || pgbench(&pgmux, &db, args, Duration::from_secs(timeout)))
+        tokio::task::spawn_blocking(move || {
+            pgbench(&pgmux, &db, args, Duration::from_secs(timeout))
+        })
     };
-    run(&["-i", "-s", "1", "-q"], 60).await.unwrap().assert_success();
+    run(&["-i", "-s", "1", "-q"], 60)
+        .await
+        .unwrap()
+        .assert_success();
     let sampler = BackendSampler::start(&db).await;
-    let out = run(&["-c", "1000", "-j", "2", "-T", "10", "-M", "extended"], 90).await.unwrap();
+    let out = run(&["-c", "1000", "-j", "2", "-T", "10", "-M", "extended"], 90)
+        .await
+        .unwrap();
     let max = sampler.finish().await;
     assert_pgbench_clean(&out, "pgbench -c 1000 -M extended");
     assert!(max <= 25, "{max} backends for {db}, pool size is 25");
-    assert!(max > 1, "only {max} backend: pgbench clients never ran side by side");
+    assert!(
+        max > 1,
+        "only {max} backend: pgbench clients never ran side by side"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +320,10 @@ async fn pgbench_simple_and_extended_with_50_clients_have_no_failures() {
         let (pgmux, db) = (pgmux.clone(), db.clone());
         tokio::task::spawn_blocking(move || pgbench(&pgmux, &db, args, Duration::from_secs(60)))
     };
-    run(&["-i", "-s", "1", "-q"]).await.unwrap().assert_success();
+    run(&["-i", "-s", "1", "-q"])
+        .await
+        .unwrap()
+        .assert_success();
     for mode in ["simple", "extended"] {
         let sampler = BackendSampler::start(&db).await;
         let args: &'static [&'static str] = if mode == "simple" {
@@ -279,8 +334,16 @@ async fn pgbench_simple_and_extended_with_50_clients_have_no_failures() {
         let out = run(args).await.unwrap();
         let max = sampler.finish().await;
         let processed = assert_pgbench_clean(&out, mode);
-        assert_eq!(processed, 50 * 20, "-M {mode}: every transaction ran\n{}", out.stdout);
-        assert!(max <= 25, "-M {mode}: {max} backends for {db}, pool size is 25");
+        assert_eq!(
+            processed,
+            50 * 20,
+            "-M {mode}: every transaction ran\n{}",
+            out.stdout
+        );
+        assert!(
+            max <= 25,
+            "-M {mode}: {max} backends for {db}, pool size is 25"
+        );
     }
 }
 
@@ -294,8 +357,14 @@ async fn a_client_waiting_longer_than_query_wait_timeout_is_refused_and_closed()
         .await;
     let table = harness::unique_name("qwt");
     let holder = pgmux.app().await;
-    holder.batch_execute(&format!("create table {table} (x int)")).await.unwrap();
-    holder.batch_execute(&format!("begin; insert into {table} values (1)")).await.unwrap();
+    holder
+        .batch_execute(&format!("create table {table} (x int)"))
+        .await
+        .unwrap();
+    holder
+        .batch_execute(&format!("begin; insert into {table} values (1)"))
+        .await
+        .unwrap();
 
     let waiter = pgmux.app().await;
     let started = Instant::now();
@@ -306,13 +375,30 @@ async fn a_client_waiting_longer_than_query_wait_timeout_is_refused_and_closed()
     let waited = started.elapsed();
     assert_eq!(sqlstate(&error), "08P01", "{error:?}");
     assert_eq!(message(&error), "query_wait_timeout");
-    assert!(waited >= Duration::from_millis(900), "refused after {waited:?}, before query_wait_timeout = 1 s");
-    assert!(closed_soon(&waiter).await, "the refused client's connection stays open");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "refused after {waited:?}, before query_wait_timeout = 1 s"
+    );
+    assert!(
+        closed_soon(&waiter).await,
+        "the refused client's connection stays open"
+    );
 
     // The holder's transaction is untouched and commits.
-    holder.batch_execute(&format!("insert into {table} values (2); commit")).await.unwrap();
-    assert_eq!(scalar(&holder, &format!("select count(*) from {table}")).await.unwrap(), "2");
-    holder.batch_execute(&format!("drop table {table}")).await.unwrap();
+    holder
+        .batch_execute(&format!("insert into {table} values (2); commit"))
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&holder, &format!("select count(*) from {table}"))
+            .await
+            .unwrap(),
+        "2"
+    );
+    holder
+        .batch_execute(&format!("drop table {table}"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -321,26 +407,48 @@ async fn waiting_clients_get_the_server_in_the_order_they_asked() {
     let pgmux = pgmux().setting("default_pool_size", "1").start().await;
     let table = harness::unique_name("fifo");
     let holder = pgmux.app().await;
-    holder.batch_execute(&format!("create table {table} (id serial, name text)")).await.unwrap();
+    holder
+        .batch_execute(&format!("create table {table} (id serial, name text)"))
+        .await
+        .unwrap();
     holder.batch_execute("begin; select 1").await.unwrap();
 
     let mut waiting = Vec::new();
     for name in ["b", "c", "d"] {
         let client = pgmux.app().await;
         let insert = format!("insert into {table} (name) values ('{name}')");
-        waiting.push(tokio::spawn(async move { client.batch_execute(&insert).await }));
+        waiting.push(tokio::spawn(
+            async move { client.batch_execute(&insert).await },
+        ));
         // Gaps make the arrival order unambiguous.
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    assert!(waiting.iter().all(|t| !t.is_finished()), "a client got the server held in a transaction");
+    assert!(
+        waiting.iter().all(|t| !t.is_finished()),
+        "a client got the server held in a transaction"
+    );
     holder.batch_execute("commit").await.unwrap();
     for task in waiting {
-        tokio::time::timeout(Duration::from_secs(10), task).await.expect("waiter served").unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("waiter served")
+            .unwrap()
+            .unwrap();
     }
-    let rows = holder.query(&format!("select name from {table} order by id"), &[]).await.unwrap();
+    let rows = holder
+        .query(&format!("select name from {table} order by id"), &[])
+        .await
+        .unwrap();
     let order: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(order, ["b", "c", "d"], "waiters were not served first come, first served");
-    holder.batch_execute(&format!("drop table {table}")).await.unwrap();
+    assert_eq!(
+        order,
+        ["b", "c", "d"],
+        "waiters were not served first come, first served"
+    );
+    holder
+        .batch_execute(&format!("drop table {table}"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -353,9 +461,15 @@ async fn max_client_conn_refuses_the_extra_client_until_one_leaves() {
         scalar(&client, "select 1").await.unwrap();
         clients.push(client);
     }
-    let error = pgmux.try_connect("app", "secret", "app").await.err().expect("a 4th client is refused");
+    let error = pgmux
+        .try_connect("app", "secret", "app")
+        .await
+        .expect_err("a 4th client is refused");
     assert_eq!(sqlstate(&error), "53300", "{error:?}");
-    assert_eq!(message(&error), "no more connections allowed (max_client_conn)");
+    assert_eq!(
+        message(&error),
+        "no more connections allowed (max_client_conn)"
+    );
 
     drop(clients.remove(0));
     // pgmux notices the disconnect a moment later; until then the refusal is still right.
@@ -371,6 +485,10 @@ async fn max_client_conn_refuses_the_extra_client_until_one_leaves() {
     };
     assert_eq!(scalar(&newcomer, "select 1").await.unwrap(), "1");
     for client in &clients {
-        assert_eq!(scalar(client, "select 2").await.unwrap(), "2", "the other clients stay connected");
+        assert_eq!(
+            scalar(client, "select 2").await.unwrap(),
+            "2",
+            "the other clients stay connected"
+        );
     }
 }
