@@ -11,6 +11,7 @@ mod prepared;
 mod relay;
 mod replies;
 mod session;
+mod settings;
 mod startup;
 
 use std::sync::atomic::Ordering;

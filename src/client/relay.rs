@@ -191,6 +191,13 @@ impl Session {
                 break;
             }
             let end = self.cursor.consumed();
+            if self.mode != PoolMode::Session {
+                match frame.tag {
+                    b'Q' => self.settings.note_sql(frame.available),
+                    b'P' => self.settings.note_sql(statement_text(frame.available)),
+                    _ => {}
+                }
+            }
             if rewriting && matches!(frame.tag, b'P' | b'B' | b'D' | b'C') {
                 let mut rewriter = Rewriter {
                     statements: &mut self.statements,
@@ -293,9 +300,11 @@ impl Session {
                         matches!(severity.as_deref(), Some("FATAL" | "PANIC"));
                     None
                 }
-                (b'C', Some(b"DISCARD ALL\0" | b"DEALLOCATE ALL\0")) => {
-                    // The server dropped every prepared statement; so did this client.
-                    statements_dropped = true;
+                (b'C', Some(body)) => {
+                    self.settings.note_command(body);
+                    // DISCARD ALL / DEALLOCATE ALL dropped every prepared statement of
+                    // the server; so did this client.
+                    statements_dropped = matches!(body, b"DISCARD ALL\0" | b"DEALLOCATE ALL\0");
                     None
                 }
                 _ => None,
@@ -374,4 +383,12 @@ fn names_a_statement(tag: u8, body: &[u8]) -> bool {
 /// Whether the portal and statement names at the start of a Bind body are all there.
 fn bind_names_complete(body: &[u8]) -> bool {
     body.iter().filter(|&&b| b == 0).take(2).count() == 2
+}
+
+/// The query text of a Parse body (after the statement name).
+fn statement_text(parse_body: &[u8]) -> &[u8] {
+    match parse_body.iter().position(|&b| b == 0) {
+        Some(end) => &parse_body[end + 1..],
+        None => &[],
+    }
 }
