@@ -11,6 +11,7 @@ mod prepared;
 mod relay;
 mod replies;
 mod session;
+mod session_only;
 mod settings;
 mod startup;
 

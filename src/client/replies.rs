@@ -35,6 +35,10 @@ enum Owed {
     },
     /// pgmux answers this itself (ParseComplete '1' or CloseComplete '3').
     Synthetic(u8),
+    /// An error pgmux raises in place of the server (pre-built ErrorResponse).
+    Refusal(Box<[u8]>),
+    /// A ReadyForQuery pgmux sends itself, with the transaction status as it is by then.
+    Ready,
 }
 
 /// What to do with one server message.
@@ -111,10 +115,26 @@ impl ReplyQueue {
         self.owed.push_back(Owed::Synthetic(tag));
     }
 
-    /// Synthetic replies now at the front: the client gets them before anything else.
+    /// An ErrorResponse pgmux answers a request with, in its place among the replies.
+    pub fn refuse(&mut self, error_response: Box<[u8]>) {
+        self.owed.push_back(Owed::Refusal(error_response));
+    }
+
+    /// A ReadyForQuery pgmux answers itself (for a simple Query it did not forward).
+    pub fn ready(&mut self) {
+        self.owed.push_back(Owed::Ready);
+    }
+
+    /// Replies pgmux makes itself that are now at the front: the client gets them before
+    /// anything else.
     pub fn drain_synthetic(&mut self, out: &mut Vec<u8>) {
-        while let Some(Owed::Synthetic(tag)) = self.owed.front() {
-            out.extend_from_slice(&[*tag, 0, 0, 0, 4]);
+        loop {
+            match self.owed.front() {
+                Some(Owed::Synthetic(tag)) => out.extend_from_slice(&[*tag, 0, 0, 0, 4]),
+                Some(Owed::Refusal(error)) => out.extend_from_slice(error),
+                Some(Owed::Ready) => out.extend_from_slice(&[b'Z', 0, 0, 0, 5, self.status]),
+                _ => return,
+            }
             self.owed.pop_front();
         }
     }

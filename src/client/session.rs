@@ -44,6 +44,8 @@ pub struct Session {
     pub(super) statements: ClientStatements,
     /// Settings the client changed with SQL, replayed wherever it goes.
     pub(super) settings: SessionSettings,
+    /// pgmux refused an extended-protocol message: drop the client's messages up to Sync.
+    pub(super) skipping_until_sync: bool,
     /// Scratch space for rewritten messages and synthetic replies, reused.
     pub(super) scratch: BytesMut,
     cancel_key: (i32, i32),
@@ -83,6 +85,7 @@ impl Session {
             params: login.params,
             statements: ClientStatements::default(),
             settings: SessionSettings::default(),
+            skipping_until_sync: false,
             scratch: BytesMut::new(),
             cancel_key,
             cancel,

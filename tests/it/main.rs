@@ -15,6 +15,7 @@ mod prepared;
 mod queries;
 mod raw_wire;
 mod resilience;
+mod session_only;
 mod session_settings;
 mod support;
 mod timeouts;

@@ -189,3 +189,17 @@ async fn pgbench_prepared_with_200_clients_on_a_pool_of_5_has_no_failures() {
         .expect("pgbench reports processed transactions");
     assert!(processed > 200, "{}", run.stdout);
 }
+
+#[tokio::test]
+async fn many_clients_preparing_the_same_text_on_one_server_all_succeed() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "1").start().await;
+    // Each tokio-postgres connection names its first statement "s0": the same client-side
+    // name and text from every client, answered from the server's cache after the first.
+    for round in 0..4 {
+        let client = pgmux.app().await;
+        let statement = client.prepare("select 40 + $1::int").await.unwrap();
+        let row = client.query_one(&statement, &[&round]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 40 + round);
+    }
+}
