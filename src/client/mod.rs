@@ -13,6 +13,7 @@ mod replies;
 mod session;
 mod session_only;
 mod settings;
+mod sql_prepare;
 mod startup;
 
 use std::sync::atomic::Ordering;

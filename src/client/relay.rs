@@ -217,7 +217,7 @@ impl Session {
                 // After an error pgmux raised, PostgreSQL's rule: ignore all up to Sync.
                 true
             } else if let Some(refused) = transactional.then(|| refusal_for(&frame)).flatten() {
-                queue.refuse(refused.into_boxed_slice());
+                queue.respond(refused.into_boxed_slice());
                 if frame.tag == b'Q' {
                     queue.ready();
                 } else {
@@ -240,13 +240,16 @@ impl Session {
                     stats: &self.pool.stats,
                     capacity,
                 };
-                rewriting
-                    && rewriter.rewrite(
-                        frame.tag,
-                        frame.available,
-                        frame.body_len,
-                        &mut self.scratch,
-                    )
+                match (frame.tag, frame.body) {
+                    (b'Q', Some(query)) => {
+                        rewriting && transactional && rewriter.sql_command(query, &mut self.scratch)
+                    }
+                    _ => {
+                        let (available, body_len) = (frame.available, frame.body_len);
+                        rewriting
+                            && rewriter.rewrite(frame.tag, available, body_len, &mut self.scratch)
+                    }
+                }
             };
             if replaced {
                 let out = edited.get_or_insert_with(BytesMut::new);

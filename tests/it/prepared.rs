@@ -203,3 +203,86 @@ async fn many_clients_preparing_the_same_text_on_one_server_all_succeed() {
         assert_eq!(row.get::<_, i32>(0), 40 + round);
     }
 }
+
+async fn value(client: &tokio_postgres::Client, sql: &str) -> String {
+    let messages = client.simple_query(sql).await.unwrap();
+    messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .expect("a row")
+}
+
+#[tokio::test]
+async fn sql_prepare_execute_deallocate_act_on_each_clients_own_statements() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "1").start().await;
+    let adder = pgmux.app().await;
+    let multiplier = pgmux.app().await;
+    // The same name, different statements, one server between them.
+    adder
+        .batch_execute("PREPARE calc (int, int) AS select $1 + $2")
+        .await
+        .unwrap();
+    multiplier
+        .batch_execute("prepare calc(int, int) as select $1 * $2;")
+        .await
+        .unwrap();
+    for round in 1..4 {
+        assert_eq!(
+            value(&adder, &format!("EXECUTE calc({round}, 10)")).await,
+            (round + 10).to_string()
+        );
+        assert_eq!(
+            value(&multiplier, &format!("execute calc ({round}, 10)")).await,
+            (round * 10).to_string()
+        );
+    }
+    adder.batch_execute("DEALLOCATE calc").await.unwrap();
+    let error = adder.batch_execute("EXECUTE calc(1, 2)").await.unwrap_err();
+    assert_eq!(
+        error.code().unwrap().code(),
+        "26000",
+        "the adder's statement is gone"
+    );
+    assert_eq!(
+        value(&multiplier, "EXECUTE calc(3, 3)").await,
+        "9",
+        "the other client keeps its own"
+    );
+    // DEALLOCATE ALL empties the server; the other client's statement comes back on demand.
+    adder.batch_execute("DEALLOCATE ALL").await.unwrap();
+    assert_eq!(value(&multiplier, "EXECUTE calc(4, 4)").await, "16");
+    // A failing PREPARE leaves nothing behind.
+    let error = adder
+        .batch_execute("PREPARE broken AS selec 1")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code().unwrap().code(), "42601");
+    let error = adder.batch_execute("EXECUTE broken").await.unwrap_err();
+    assert_eq!(error.code().unwrap().code(), "26000");
+}
+
+#[tokio::test]
+async fn sql_prepared_statements_follow_their_client_across_servers() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "2").start().await;
+    let clients = join_all((0..6).map(|_| pgmux.app())).await;
+    for (i, client) in clients.iter().enumerate() {
+        client
+            .batch_execute(&format!("PREPARE plus_me AS select $1::int + {i}"))
+            .await
+            .unwrap();
+    }
+    let work = clients.iter().enumerate().map(|(i, client)| async move {
+        for n in 0..15 {
+            assert_eq!(
+                value(client, &format!("EXECUTE plus_me({n})")).await,
+                (n + i).to_string()
+            );
+        }
+    });
+    join_all(work).await;
+}

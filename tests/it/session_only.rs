@@ -4,10 +4,21 @@
 use crate::harness::{self, pgmux};
 
 fn expect_refused(error: tokio_postgres::Error, what: &str) {
-    let db = error.as_db_error().unwrap_or_else(|| panic!("{what}: not a server error: {error}"));
+    let db = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("{what}: not a server error: {error}"));
     assert_eq!(db.code().code(), "0A000", "{what}: {}", db.message());
-    assert!(db.message().contains("cannot be used in transaction pooling mode"), "{what}: {}", db.message());
-    assert!(db.hint().unwrap_or("").contains("session"), "{what}: hint {:?}", db.hint());
+    assert!(
+        db.message()
+            .contains("cannot be used in transaction pooling mode"),
+        "{what}: {}",
+        db.message()
+    );
+    assert!(
+        db.hint().unwrap_or("").contains("session"),
+        "{what}: hint {:?}",
+        db.hint()
+    );
 }
 
 #[tokio::test]
@@ -23,17 +34,37 @@ async fn session_only_features_are_refused_in_transaction_mode() {
     ] {
         expect_refused(client.batch_execute(sql).await.unwrap_err(), sql);
         // The connection goes on, and the server was not left in a transaction.
-        assert_eq!(client.query_one("select 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+        assert_eq!(
+            client
+                .query_one("select 1", &[])
+                .await
+                .unwrap()
+                .get::<_, i32>(0),
+            1
+        );
     }
     // Through the extended protocol too: the error comes on the Parse and the rest of
     // that request is skipped up to its Sync, as PostgreSQL does after an error.
-    let error = client.query("select pg_try_advisory_lock($1::bigint)", &[&7i64]).await.unwrap_err();
+    let error = client
+        .query("select pg_try_advisory_lock($1::bigint)", &[&7i64])
+        .await
+        .unwrap_err();
     expect_refused(error, "extended pg_try_advisory_lock");
-    assert_eq!(client.query_one("select $1::int", &[&5i32]).await.unwrap().get::<_, i32>(0), 5);
+    assert_eq!(
+        client
+            .query_one("select $1::int", &[&5i32])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        5
+    );
     // Nothing of it reached PostgreSQL.
     let superuser = harness::postgres().superuser().await;
     let locks = superuser
-        .query_one("select count(*) from pg_locks where locktype = 'advisory'", &[])
+        .query_one(
+            "select count(*) from pg_locks where locktype = 'advisory'",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(locks.get::<_, i64>(0), 0);
@@ -60,8 +91,13 @@ async fn session_mode_allows_them() {
     let pgmux = pgmux().setting("pool_mode", "\"session\"").start().await;
     let client = pgmux.app().await;
     client
-        .batch_execute("listen job_queue; select pg_advisory_lock(4243); create temp table t_session (x int)")
+        .batch_execute(
+            "listen job_queue; select pg_advisory_lock(4243); create temp table t_session (x int)",
+        )
         .await
         .unwrap();
-    client.batch_execute("insert into t_session values (1); select pg_advisory_unlock(4243)").await.unwrap();
+    client
+        .batch_execute("insert into t_session values (1); select pg_advisory_unlock(4243)")
+        .await
+        .unwrap();
 }
