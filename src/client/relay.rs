@@ -206,6 +206,7 @@ impl Session {
                     Refusal::new(PROTOCOL_VIOLATION, format!("invalid client message: {e}"))
                 })?;
             let Some(frame) = frame else { break };
+            check_client_message(frame.tag, frame.body_len, settings.max_packet_size)?;
             if frame.tag == b'X' {
                 // Terminate is for pgmux, not for a pooled server.
                 terminate_at = Some(start);
@@ -459,4 +460,42 @@ fn refusal_for(frame: &crate::protocol::frame::Frame<'_>) -> Option<Vec<u8>> {
         Some(session_only::HINT),
     );
     Some(error.to_vec())
+}
+
+/// Messages a client may send once logged in (PostgreSQL's own list in postgres.c).
+fn is_frontend_message(tag: u8) -> bool {
+    matches!(
+        tag,
+        b'Q' | b'P' | b'B' | b'E' | b'D' | b'C' | b'S' | b'H' | b'F' | b'd' | b'c' | b'f' | b'X'
+    )
+}
+
+/// Ends the client (08P01) for a message type PostgreSQL does not know or one larger
+/// than `max_packet_size`, before any of it reaches a server.
+pub(super) fn check_client_message(
+    tag: u8,
+    body_len: usize,
+    max_packet_size: usize,
+) -> Result<(), Refusal> {
+    if !is_frontend_message(tag) {
+        let shown = if tag.is_ascii_graphic() {
+            format!("'{}'", tag as char)
+        } else {
+            tag.to_string()
+        };
+        return Err(Refusal::new(
+            PROTOCOL_VIOLATION,
+            format!("invalid frontend message type {shown}"),
+        ));
+    }
+    if body_len.saturating_add(HEADER_LEN) > max_packet_size {
+        return Err(Refusal::new(
+            PROTOCOL_VIOLATION,
+            format!(
+                "message of {} bytes exceeds max_packet_size ({max_packet_size})",
+                body_len + HEADER_LEN
+            ),
+        ));
+    }
+    Ok(())
 }

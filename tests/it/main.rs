@@ -5,6 +5,7 @@ mod harness;
 mod auth;
 mod copy;
 mod harness_smoke;
+mod hostile_input;
 mod lifecycle;
 mod malformed_input;
 mod modes;
