@@ -4,6 +4,7 @@ mod harness;
 
 mod auth;
 mod copy;
+mod fuzz_input;
 mod harness_smoke;
 mod hostile_input;
 mod lifecycle;
