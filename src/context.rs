@@ -61,6 +61,16 @@ impl Shared {
         self.settings.load_full()
     }
 
+    /// `cached` if it is still the settings in force, else the new ones. Comparing costs
+    /// no reference count: sessions on every core check once per transaction without
+    /// contending on one cache line.
+    pub fn refresh_settings(&self, cached: &mut Arc<Settings>) {
+        let current = self.settings.load();
+        if !Arc::ptr_eq(cached, &current) {
+            *cached = Arc::clone(&current);
+        }
+    }
+
     pub fn drain(&self) -> Drain {
         self.drain.subscribe()
     }

@@ -15,7 +15,7 @@ use super::settings::SessionSettings;
 use super::startup::Login;
 use super::Refusal;
 use crate::cancel::{CancelSlot, ServerKey};
-use crate::config::PoolMode;
+use crate::config::{PoolMode, Settings};
 use crate::context::{ClientSlot, Shared};
 use crate::net::Stream;
 use crate::params::{Params, SyncPlan};
@@ -33,6 +33,8 @@ pub(super) const CLIENT_READ: usize = 8 * 1024;
 
 pub struct Session {
     pub(super) shared: Arc<Shared>,
+    /// The settings in force, refreshed once per transaction.
+    pub(super) config: Arc<Settings>,
     pub(super) stream: Stream,
     pub(super) buf: BytesMut,
     pub(super) cursor: FrameCursor,
@@ -73,12 +75,13 @@ pub(super) enum Relayed {
 
 impl Session {
     pub fn new(shared: Arc<Shared>, stream: Stream, login: Login, peer: String) -> Session {
-        let settings = shared.settings();
-        let mode = settings.pool_mode_for(&login.database, &login.user);
+        let config = shared.settings();
+        let mode = config.pool_mode_for(&login.database, &login.user);
         let (cancel_key, cancel) = shared.cancels.register();
         let drain = shared.drain();
         Session {
             shared,
+            config,
             stream,
             buf: login.leftover,
             cursor: FrameCursor::default(),
@@ -131,6 +134,7 @@ impl Session {
 
     async fn serve(&mut self) -> Result<(), Refusal> {
         loop {
+            self.shared.refresh_settings(&mut self.config);
             if !self.await_request().await? {
                 return Ok(());
             }
@@ -161,7 +165,7 @@ impl Session {
             // An idle client owns no buffer: thousands of idle clients cost almost nothing.
             self.buf = BytesMut::new();
         }
-        let idle_timeout = self.shared.settings().client_idle_timeout;
+        let idle_timeout = self.config.client_idle_timeout;
         let idle_deadline = tokio::time::Instant::now() + idle_timeout;
         while self.buf.len() < crate::protocol::frame::HEADER_LEN {
             tokio::select! {
@@ -194,7 +198,7 @@ impl Session {
                 format!("invalid message length {length}"),
             ));
         }
-        let max_packet_size = self.shared.settings().max_packet_size;
+        let max_packet_size = self.config.max_packet_size;
         super::relay::check_client_message(self.buf[0], length - 4, max_packet_size)?;
         Ok(self.buf[0] != b'X')
     }
@@ -209,7 +213,7 @@ impl Session {
             CheckoutError::Server { code, message } => Refusal::new(&code, message),
             CheckoutError::Closed => Refusal::new(ADMIN_SHUTDOWN, "database removed"),
         })?;
-        let extras = &self.shared.settings().track_extra_parameters;
+        let extras = &self.config.track_extra_parameters;
         let mut plan = SyncPlan::default();
         plan.add(&self.params, &server.params, |name| {
             extras.iter().any(|e| e.eq_ignore_ascii_case(name))
@@ -262,7 +266,7 @@ impl Session {
                 ))
             }
         };
-        let extras = &self.shared.settings().track_extra_parameters;
+        let extras = &self.config.track_extra_parameters;
         self.settings.apply_capture(&rows, &mut self.params, extras);
         server.session = self.settings.values.clone();
         for name in extras {
@@ -277,7 +281,7 @@ impl Session {
     /// Gives a clean server back. Session mode (and `server_reset_query_always`) resets it
     /// first so nothing of this client's session reaches the next one.
     async fn release(&mut self, mut server: PooledServer, client_left: bool) {
-        let settings = self.shared.settings();
+        let settings = &self.config;
         let needs_reset = match self.mode {
             PoolMode::Session => client_left,
             _ => settings.server_reset_query_always,
