@@ -2,6 +2,8 @@
 //! is started once for all tests.
 mod harness;
 
+mod admin_console;
+mod admin_support;
 mod auth;
 mod copy;
 mod harness_smoke;
