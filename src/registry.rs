@@ -128,12 +128,17 @@ impl ClientInfo {
         }
     }
 
-    /// The client gave its server back.
-    pub fn set_idle(&self) {
+    /// The client gave its server back; `application_name` as the transaction left it.
+    pub fn set_idle(&self, application_name: Option<&str>) {
         let mut now = self.lock();
         now.state = ClientState::Idle;
         now.wait_started = None;
         now.link = 0;
+        if let Some(name) = application_name {
+            if now.application_name != name {
+                now.application_name = name.to_owned();
+            }
+        }
     }
 
     /// Asks the client's session to end now, telling the client `reason`.

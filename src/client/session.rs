@@ -151,7 +151,8 @@ impl Session {
             match relayed? {
                 Relayed::Done => {
                     self.release(server, false).await;
-                    self.client.info.set_idle();
+                    let name = self.params.get("application_name");
+                    self.client.info.set_idle(name);
                 }
                 Relayed::ClientLeft { clean } => {
                     if clean {

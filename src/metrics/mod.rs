@@ -21,7 +21,7 @@ pub use text::render;
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     let listener = TcpListener::bind(addr).await?;
     if let Ok(local) = listener.local_addr() {
-        tracing::info!("metrics listening on {local}");
+        tracing::info!("metrics endpoint on http://{local}");
     }
     Ok(listener)
 }

@@ -3,6 +3,9 @@
 mod harness;
 
 mod admin_console;
+mod admin_control;
+mod admin_metrics;
+mod admin_states;
 mod admin_support;
 mod auth;
 mod copy;
