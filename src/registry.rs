@@ -273,6 +273,9 @@ mod tests {
     fn timestamps_print_as_pgbouncer_does() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_706_702_400 + 3661);
         assert_eq!(format_time(t), "2024-01-31 13:01:01 UTC");
-        assert_eq!(format_time(SystemTime::UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
+        assert_eq!(
+            format_time(SystemTime::UNIX_EPOCH),
+            "1970-01-01 00:00:00 UTC"
+        );
     }
 }

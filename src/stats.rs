@@ -144,10 +144,13 @@ impl Totals {
             return Totals::default();
         }
         let rate = |now: u64, then: u64| now.saturating_sub(then) * 1_000_000 / us;
-        let per = |now: u64, then: u64, n: u64| now.saturating_sub(then).checked_div(n).unwrap_or(0);
+        let per =
+            |now: u64, then: u64, n: u64| now.saturating_sub(then).checked_div(n).unwrap_or(0);
         let xacts = self.transactions.saturating_sub(old.transactions);
         let queries = self.queries.saturating_sub(old.queries);
-        let assignments = self.server_assignments.saturating_sub(old.server_assignments);
+        let assignments = self
+            .server_assignments
+            .saturating_sub(old.server_assignments);
         Totals {
             server_assignments: rate(self.server_assignments, old.server_assignments),
             transactions: rate(self.transactions, old.transactions),
@@ -221,7 +224,9 @@ impl Default for StatsClock {
     fn default() -> Self {
         let now = std::time::Instant::now();
         // As PgBouncer's stats_setup: the first window pretends to have begun 1 s ago.
-        let old = now.checked_sub(std::time::Duration::from_secs(1)).unwrap_or(now);
+        let old = now
+            .checked_sub(std::time::Duration::from_secs(1))
+            .unwrap_or(now);
         StatsClock {
             stamps: std::sync::Mutex::new((old, now)),
         }
@@ -237,6 +242,10 @@ impl StatsClock {
 
     /// Time since the start of the averaging window.
     pub fn window(&self) -> std::time::Duration {
-        self.stamps.lock().unwrap_or_else(|p| p.into_inner()).0.elapsed()
+        self.stamps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .elapsed()
     }
 }

@@ -40,7 +40,9 @@ impl Shown for Vec<String> {
 
 impl Shown for Option<PathBuf> {
     fn shown(&self) -> String {
-        self.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        self.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -117,6 +119,7 @@ settings_table!(
     track_extra_parameters,
     application_name_add_host,
     max_prepared_statements,
+    max_packet_size,
     shutdown_timeout,
     workers,
     stats_period,
@@ -137,8 +140,17 @@ pub(super) fn show(console: &Console) -> ResultSet {
     ]);
     let settings = console.shared.settings();
     for (key, value, default) in entries(&settings, &Settings::default()) {
-        let changeable = if RESTART_ONLY.contains(&key) { "no" } else { "yes" };
-        set.row(vec![key.into(), value.into(), default.into(), changeable.into()]);
+        let changeable = if RESTART_ONLY.contains(&key) {
+            "no"
+        } else {
+            "yes"
+        };
+        set.row(vec![
+            key.into(),
+            value.into(),
+            default.into(),
+            changeable.into(),
+        ]);
     }
     set
 }
@@ -147,7 +159,10 @@ pub(super) fn show(console: &Console) -> ResultSet {
 /// ignored (PgBouncer's `fake_set`); settings change in memory for admins, only those
 /// that can change while running.
 pub(super) fn set(console: &Console, key: &str, value: &str) -> Result<Reply, AdminError> {
-    if FAKE_PARAMETERS.iter().any(|(name, _)| name.eq_ignore_ascii_case(key)) {
+    if FAKE_PARAMETERS
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case(key))
+    {
         return Ok(Reply::Notice {
             text: "SET ignored".into(),
             detail: None,
@@ -157,7 +172,9 @@ pub(super) fn set(console: &Console, key: &str, value: &str) -> Result<Reply, Ad
     console.require_admin()?;
     let key = key.to_ascii_lowercase();
     let current = console.shared.settings();
-    if RESTART_ONLY.contains(&key.as_str()) || !entries(&current, &current).iter().any(|e| e.0 == key) {
+    if RESTART_ONLY.contains(&key.as_str())
+        || !entries(&current, &current).iter().any(|e| e.0 == key)
+    {
         tracing::warn!("SET {key}: unknown or not changeable while running");
         return Err(AdminError::new("SET failed"));
     }

@@ -15,6 +15,7 @@ pub mod periodic;
 mod reload;
 mod result;
 mod show;
+mod show_stats;
 mod sockets;
 
 use std::sync::Arc;
@@ -175,11 +176,18 @@ impl Console {
                 }
                 b'X' => return,
                 b'P' | b'B' | b'E' => {
-                    let _ = fatal(stream, "extended query protocol not supported by admin console").await;
+                    let _ = fatal(
+                        stream,
+                        "extended query protocol not supported by admin console",
+                    )
+                    .await;
                     return;
                 }
                 other => {
-                    let text = format!("unsupported packet type for admin console: {}", other as char);
+                    let text = format!(
+                        "unsupported packet type for admin console: {}",
+                        other as char
+                    );
                     let _ = fatal(stream, &text).await;
                     return;
                 }
@@ -214,7 +222,13 @@ impl Console {
                     if self.shared.settings().log_pooler_errors {
                         tracing::warn!(user = %self.client.info.user, "admin console: {}", error.message);
                     }
-                    builders::error_response(out, Severity::Error, error.code, &error.message, None);
+                    builders::error_response(
+                        out,
+                        Severity::Error,
+                        error.code,
+                        &error.message,
+                        None,
+                    );
                     break;
                 }
             }
@@ -231,8 +245,17 @@ impl Console {
             return show::show(self, &arg);
         }
         let known = [
-            "pause", "resume", "suspend", "disable", "enable", "reconnect", "kill", "kill_client",
-            "wait_close", "reload", "shutdown",
+            "pause",
+            "resume",
+            "suspend",
+            "disable",
+            "enable",
+            "reconnect",
+            "kill",
+            "kill_client",
+            "wait_close",
+            "reload",
+            "shutdown",
         ];
         if !known.contains(&name.as_str()) {
             return Err(syntax_error(&format!("{name} {arg}")));
@@ -250,7 +273,10 @@ impl Console {
 }
 
 fn syntax_error(statement: &str) -> AdminError {
-    AdminError::new(format!("invalid command '{}', use SHOW HELP;", statement.trim()))
+    AdminError::new(format!(
+        "invalid command '{}', use SHOW HELP;",
+        statement.trim()
+    ))
 }
 
 /// What PgBouncer's console reports at login; drivers read these.

@@ -7,8 +7,14 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `NAME [ARG]`, the name lowercased, the argument as written (unquoted).
-    Plain { name: String, arg: String },
-    Set { key: String, value: String },
+    Plain {
+        name: String,
+        arg: String,
+    },
+    Set {
+        key: String,
+        value: String,
+    },
 }
 
 /// Splits a query string into statements at `;` outside quotes; blank ones are dropped.
@@ -29,7 +35,10 @@ pub fn statements(query: &str) -> Vec<&str> {
         }
     }
     out.push(&query[start..]);
-    out.into_iter().map(str::trim).filter(|s| !s.is_empty()).collect()
+    out.into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Parses one statement (without its `;`). None: a syntax error.
@@ -48,9 +57,7 @@ pub fn command(statement: &str) -> Option<Command> {
         };
         tokens.rest = after;
         let value = tokens.string().or_else(|| tokens.word())?;
-        return tokens
-            .at_end()
-            .then_some(Command::Set { key, value });
+        return tokens.at_end().then_some(Command::Set { key, value });
     }
     let arg = if tokens.at_end() {
         String::new()
@@ -148,16 +155,28 @@ mod tests {
                 value: v.into(),
             })
         };
-        assert_eq!(command("SET default_pool_size = 7"), set("default_pool_size", "7"));
-        assert_eq!(command("set query_timeout to '5s'"), set("query_timeout", "5s"));
+        assert_eq!(
+            command("SET default_pool_size = 7"),
+            set("default_pool_size", "7")
+        );
+        assert_eq!(
+            command("set query_timeout to '5s'"),
+            set("query_timeout", "5s")
+        );
         assert_eq!(command("set x = 'it''s'"), set("x", "it's"));
         assert_eq!(command("set x 5"), None);
     }
 
     #[test]
     fn statements_split_outside_quotes() {
-        assert_eq!(statements("show pools; show stats;"), vec!["show pools", "show stats"]);
-        assert_eq!(statements("set a = 'x;y'; show a"), vec!["set a = 'x;y'", "show a"]);
+        assert_eq!(
+            statements("show pools; show stats;"),
+            vec!["show pools", "show stats"]
+        );
+        assert_eq!(
+            statements("set a = 'x;y'; show a"),
+            vec!["set a = 'x;y'", "show a"]
+        );
         assert!(statements(" ; ").is_empty());
     }
 }

@@ -162,7 +162,12 @@ pub fn empty_query(out: &mut BytesMut) {
 /// A NoticeResponse with a detail, as SHOW HELP sends its usage text.
 pub fn notice(out: &mut BytesMut, text: &str, detail: Option<&str>) {
     message(out, b'N', |b| {
-        for (field, value) in [(b'S', "NOTICE"), (b'V', "NOTICE"), (b'C', "00000"), (b'M', text)] {
+        for (field, value) in [
+            (b'S', "NOTICE"),
+            (b'V', "NOTICE"),
+            (b'C', "00000"),
+            (b'M', text),
+        ] {
             b.put_u8(field);
             put_cstr(b, value);
         }
@@ -196,8 +201,14 @@ mod tests {
             .collect()
             .unwrap();
         assert_eq!(fields, vec![("name".into(), 25), ("n".into(), 23)]);
-        assert!(matches!(Message::parse(&mut out).unwrap(), Some(Message::DataRow(_))));
-        assert!(matches!(Message::parse(&mut out).unwrap(), Some(Message::DataRow(_))));
+        assert!(matches!(
+            Message::parse(&mut out).unwrap(),
+            Some(Message::DataRow(_))
+        ));
+        assert!(matches!(
+            Message::parse(&mut out).unwrap(),
+            Some(Message::DataRow(_))
+        ));
         assert!(matches!(
             Message::parse(&mut out).unwrap(),
             Some(Message::CommandComplete(_))

@@ -10,9 +10,8 @@ use super::{AdminError, Console, Reply, CONSOLE_NAME, PGBOUNCER_VERSION};
 use crate::control::PauseMode;
 use crate::pool::{Pool, ServerInfo};
 use crate::registry::ClientState;
-use crate::stats::Totals;
 
-use Type::{Int4, Int8, Numeric, Text};
+use Type::{Int4, Int8, Text};
 
 pub(super) fn show(console: &Console, what: &str) -> Result<Reply, AdminError> {
     let what = what.to_ascii_lowercase();
@@ -22,10 +21,10 @@ pub(super) fn show(console: &Console, what: &str) -> Result<Reply, AdminError> {
     let set = match what.as_str() {
         "help" => return Ok(help()),
         "pools" => pools(console),
-        "stats" => stats(console),
-        "stats_totals" => stats_totals(console),
-        "stats_averages" => stats_averages(console),
-        "totals" => totals(console),
+        "stats" => super::show_stats::stats(console),
+        "stats_totals" => super::show_stats::stats_totals(console),
+        "stats_averages" => super::show_stats::stats_averages(console),
+        "totals" => super::show_stats::totals(console),
         "clients" => super::sockets::clients(console, false),
         "servers" => super::sockets::servers(console, false),
         "sockets" => super::sockets::sockets(console),
@@ -48,7 +47,10 @@ pub(super) fn show(console: &Console, what: &str) -> Result<Reply, AdminError> {
         "state" => state(console),
         "version" => {
             let mut set = ResultSet::new(&[("version", Text)]);
-            let text = format!("PgBouncer {PGBOUNCER_VERSION} (pgmux {})", env!("CARGO_PKG_VERSION"));
+            let text = format!(
+                "PgBouncer {PGBOUNCER_VERSION} (pgmux {})",
+                env!("CARGO_PKG_VERSION")
+            );
             set.row(vec![text.into()]);
             set
         }
@@ -84,7 +86,9 @@ pub(super) const FAKE_PARAMETERS: [(&str, &str); 7] = [
 ];
 
 fn fake_parameter(name: &str) -> Option<Reply> {
-    let (name, value) = FAKE_PARAMETERS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
+    let (name, value) = FAKE_PARAMETERS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))?;
     let mut set = ResultSet::new(&[(name, Text)]);
     set.row(vec![(*value).into()]);
     Some(Reply::Rows(set))
@@ -152,14 +156,18 @@ fn client_counts(console: &Console) -> BTreeMap<(String, String), ClientCounts> 
 }
 
 /// Server counts of one pool by SHOW SERVERS state name.
-pub(super) fn server_states(console: &Console, pool: &Pool) -> Vec<(Arc<ServerInfo>, &'static str)> {
+pub(super) fn server_states(
+    console: &Console,
+    pool: &Pool,
+) -> Vec<(Arc<ServerInfo>, &'static str)> {
     let settings = console.shared.settings();
     let check_enabled = !settings.server_check_query.is_empty();
     pool.servers
         .all()
         .into_iter()
         .map(|info| {
-            let name = ServerInfo::state_name(&info.now(), settings.server_check_delay, check_enabled);
+            let name =
+                ServerInfo::state_name(&info.now(), settings.server_check_delay, check_enabled);
             (info, name)
         })
         .collect()
@@ -190,11 +198,18 @@ fn pools(console: &Console) -> ResultSet {
     let console_key = (CONSOLE_NAME.to_owned(), CONSOLE_NAME.to_owned());
     let admin = clients.remove(&console_key).unwrap_or_default();
     let mut rows: Vec<(String, String, Vec<Value>)> = Vec::new();
-    rows.push((CONSOLE_NAME.into(), CONSOLE_NAME.into(), pool_row(&admin, &[], "statement")));
+    rows.push((
+        CONSOLE_NAME.into(),
+        CONSOLE_NAME.into(),
+        pool_row(&admin, &[], "statement"),
+    ));
     for pool in sorted_pools(console) {
         let key = (pool.key.database.clone(), pool.key.user.clone());
         let counts = clients.remove(&key).unwrap_or_default();
-        let states: Vec<&str> = server_states(console, &pool).into_iter().map(|(_, s)| s).collect();
+        let states: Vec<&str> = server_states(console, &pool)
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
         let mode = settings.pool_mode_for(&pool.key.database, &pool.key.user);
         rows.push((key.0, key.1, pool_row(&counts, &states, mode.as_str())));
     }
@@ -226,159 +241,6 @@ fn pool_row(clients: &ClientCounts, servers: &[&str], mode: &str) -> Vec<Value> 
         mode.into(),
         Value::Null,
     ]
-}
-
-/// Current and window-start totals per database, in database order.
-fn per_database(console: &Console) -> Vec<(String, Totals, Totals)> {
-    let mut by_db: BTreeMap<String, (Totals, Totals)> = BTreeMap::new();
-    for pool in sorted_pools(console) {
-        let entry = by_db.entry(pool.key.database.clone()).or_default();
-        entry.0 = entry.0 + pool.stats.totals();
-        entry.1 = entry.1 + pool.stats.older();
-    }
-    by_db.into_iter().map(|(db, (now, old))| (db, now, old)).collect()
-}
-
-fn counters(t: &Totals) -> [u64; 11] {
-    [
-        t.server_assignments,
-        t.transactions,
-        t.queries,
-        t.bytes_received,
-        t.bytes_sent,
-        t.transaction_time_us,
-        t.query_time_us,
-        t.wait_time_us,
-        t.client_parses,
-        t.server_parses,
-        t.binds,
-    ]
-}
-
-const TOTAL_NAMES: [&str; 11] = [
-    "server_assignment_count",
-    "xact_count",
-    "query_count",
-    "received",
-    "sent",
-    "xact_time",
-    "query_time",
-    "wait_time",
-    "client_parse_count",
-    "server_parse_count",
-    "bind_count",
-];
-
-fn stats(console: &Console) -> ResultSet {
-    let mut columns = vec![("database", Text)];
-    columns.extend([
-        ("total_server_assignment_count", Numeric),
-        ("total_xact_count", Numeric),
-        ("total_query_count", Numeric),
-        ("total_received", Numeric),
-        ("total_sent", Numeric),
-        ("total_xact_time", Numeric),
-        ("total_query_time", Numeric),
-        ("total_wait_time", Numeric),
-        ("total_client_parse_count", Numeric),
-        ("total_server_parse_count", Numeric),
-        ("total_bind_count", Numeric),
-        ("avg_server_assignment_count", Numeric),
-        ("avg_xact_count", Numeric),
-        ("avg_query_count", Numeric),
-        ("avg_recv", Numeric),
-        ("avg_sent", Numeric),
-        ("avg_xact_time", Numeric),
-        ("avg_query_time", Numeric),
-        ("avg_wait_time", Numeric),
-        ("avg_client_parse_count", Numeric),
-        ("avg_server_parse_count", Numeric),
-        ("avg_bind_count", Numeric),
-    ]);
-    let mut set = ResultSet::new(&columns);
-    let window = console.shared.stats_clock.window();
-    for (db, now, old) in per_database(console) {
-        let avg = now.average_since(&old, window);
-        let mut row: Vec<Value> = vec![db.into()];
-        row.extend(counters(&now).into_iter().map(Value::from));
-        row.extend(counters(&avg).into_iter().map(Value::from));
-        set.row(row);
-    }
-    set
-}
-
-fn stats_totals(console: &Console) -> ResultSet {
-    let names = [
-        "server_assignment_count",
-        "xact_count",
-        "query_count",
-        "bytes_received",
-        "bytes_sent",
-        "xact_time",
-        "query_time",
-        "wait_time",
-        "client_parse_count",
-        "server_parse_count",
-        "bind_count",
-    ];
-    per_db_set(console, &names, false)
-}
-
-fn stats_averages(console: &Console) -> ResultSet {
-    let names = [
-        "server_assignment_count",
-        "xact_count",
-        "query_count",
-        "bytes_received",
-        "bytes_sent",
-        "xact_time",
-        "query_time",
-        "wait_time",
-        "avg_client_parse_count",
-        "avg_server_parse_count",
-        "avg_bind_count",
-    ];
-    per_db_set(console, &names, true)
-}
-
-fn per_db_set(console: &Console, names: &[&'static str; 11], averages: bool) -> ResultSet {
-    let mut columns = vec![("database", Text)];
-    columns.extend(names.iter().map(|n| (*n, Numeric)));
-    let mut set = ResultSet::new(&columns);
-    let window = console.shared.stats_clock.window();
-    for (db, now, old) in per_database(console) {
-        let shown = if averages { now.average_since(&old, window) } else { now };
-        let mut row: Vec<Value> = vec![db.into()];
-        row.extend(counters(&shown).into_iter().map(Value::from));
-        set.row(row);
-    }
-    set
-}
-
-/// SHOW TOTALS: name/value rows over every pool (PgBouncer's `show_stat_totals`).
-fn totals(console: &Console) -> ResultSet {
-    let (mut now, mut old) = (Totals::default(), Totals::default());
-    for (_, n, o) in per_database(console) {
-        now = now + n;
-        old = old + o;
-    }
-    let avg = now.average_since(&old, console.shared.stats_clock.window());
-    // PgBouncer names these after its struct fields.
-    let names = TOTAL_NAMES.map(|n| match n {
-        "received" => "client_bytes",
-        "sent" => "server_bytes",
-        "client_parse_count" => "ps_client_parse_count",
-        "server_parse_count" => "ps_server_parse_count",
-        "bind_count" => "ps_bind_count",
-        other => other,
-    });
-    let mut set = ResultSet::new(&[("name", Text), ("value", Numeric)]);
-    for (prefix, values) in [("total_", counters(&now)), ("avg_", counters(&avg))] {
-        for (name, value) in names.iter().zip(values) {
-            set.row(vec![format!("{prefix}{name}").into(), value.into()]);
-        }
-    }
-    set
 }
 
 fn databases(console: &Console) -> ResultSet {

@@ -72,7 +72,12 @@ fn client_row(client: &ClientInfo, state: &str) -> Vec<Value> {
         wait.subsec_micros().into(),
         0i32.into(),
         client_ptr(client.id).into(),
-        if now.link == 0 { String::new() } else { server_ptr(now.link) }.into(),
+        if now.link == 0 {
+            String::new()
+        } else {
+            server_ptr(now.link)
+        }
+        .into(),
         0i32.into(),
         "".into(),
         now.application_name.into(),
@@ -134,7 +139,12 @@ fn server_rows(console: &Console, set: &mut ResultSet, debug: bool) {
                 0i32.into(),
                 pool.close_needed(info.created).into(),
                 server_ptr(info.id).into(),
-                if now.link == 0 { String::new() } else { client_ptr(now.link) }.into(),
+                if now.link == 0 {
+                    String::new()
+                } else {
+                    client_ptr(now.link)
+                }
+                .into(),
                 now.remote_pid.into(),
                 "".into(),
                 "".into(),

@@ -11,13 +11,14 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use super::prepared::ClientStatements;
+use super::settings::SessionSettings;
 use super::startup::Login;
 use super::Refusal;
 use crate::cancel::{CancelSlot, ServerKey};
 use crate::config::PoolMode;
-use crate::context::Shared;
+use crate::context::{ClientSlot, Shared};
 use crate::net::Stream;
-use crate::params::{sync_statements, Params};
+use crate::params::{Params, SyncPlan};
 use crate::pool::{CheckoutError, Pool, PooledServer};
 use crate::protocol::builders;
 use crate::protocol::sqlstate::{
@@ -41,6 +42,12 @@ pub struct Session {
     pub(super) params: Params,
     /// The client's named prepared statements.
     pub(super) statements: ClientStatements,
+    /// Settings the client changed with SQL, replayed wherever it goes.
+    pub(super) settings: SessionSettings,
+    /// pgmux refused an extended-protocol message: drop the client's messages up to Sync.
+    pub(super) skipping_until_sync: bool,
+    /// This client's place under `max_client_conn`.
+    _slot: ClientSlot,
     /// Scratch space for rewritten messages and synthetic replies, reused.
     pub(super) scratch: BytesMut,
     cancel_key: (i32, i32),
@@ -89,6 +96,9 @@ impl Session {
             mode,
             params: login.params,
             statements: ClientStatements::default(),
+            settings: SessionSettings::default(),
+            skipping_until_sync: false,
+            _slot: login.slot,
             scratch: BytesMut::new(),
             cancel_key,
             cancel,
@@ -150,6 +160,9 @@ impl Session {
             self.cancel.detach();
             match relayed? {
                 Relayed::Done => {
+                    if self.settings.changed {
+                        self.capture_settings(&mut server).await?;
+                    }
                     self.release(server, false).await;
                     let name = self.params.get("application_name");
                     self.client.info.set_idle(name);
@@ -195,6 +208,17 @@ impl Session {
                 }
             }
         }
+        // Garbage must not cost a server: check the first header before taking one.
+        let length =
+            u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if length < 4 {
+            return Err(Refusal::new(
+                PROTOCOL_VIOLATION,
+                format!("invalid message length {length}"),
+            ));
+        }
+        let max_packet_size = self.shared.settings().max_packet_size;
+        super::relay::check_client_message(self.buf[0], length - 4, max_packet_size)?;
         Ok(self.buf[0] != b'X')
     }
 
@@ -212,15 +236,26 @@ impl Session {
             CheckoutError::Closed => Refusal::new(ADMIN_SHUTDOWN, "database removed"),
         })?;
         let extras = &self.shared.settings().track_extra_parameters;
-        if let Some(sql) = sync_statements(&self.params, &server.params, extras) {
-            apply_params(&mut server, &self.params, extras, &sql)
-                .await
-                .map_err(|message| {
-                    Refusal::new(
-                        CONNECTION_FAILURE,
-                        format!("could not apply session parameters: {message}"),
-                    )
-                })?;
+        let mut plan = SyncPlan::default();
+        plan.add(&self.params, &server.params, |name| {
+            extras.iter().any(|e| e.eq_ignore_ascii_case(name))
+        });
+        plan.add(&self.settings.values, &server.session, |_| true);
+        if let Some(sql) = plan.sql() {
+            apply_params(
+                &mut server,
+                &self.params,
+                &self.settings.values,
+                extras,
+                &sql,
+            )
+            .await
+            .map_err(|message| {
+                Refusal::new(
+                    CONNECTION_FAILURE,
+                    format!("could not apply session parameters: {message}"),
+                )
+            })?;
             // Keep the server's canonical spelling ("ISO, MDY" for "iso") so the next
             // comparison matches without another SET.
             for (name, value) in server.params.iter() {
@@ -247,6 +282,31 @@ impl Session {
             secret_key: server.secret_key,
         });
         Ok(server)
+    }
+
+    /// Reads back the settings the client's last transaction changed: they now belong to
+    /// this client, and this server is known to carry them.
+    async fn capture_settings(&mut self, server: &mut PooledServer) -> Result<(), Refusal> {
+        let sql = self.settings.capture_sql();
+        let rows = match server.query_internal(&sql).await {
+            Ok((b'I', rows)) => rows,
+            _ => {
+                return Err(Refusal::new(
+                    CONNECTION_FAILURE,
+                    "could not read back session settings",
+                ))
+            }
+        };
+        let extras = &self.shared.settings().track_extra_parameters;
+        self.settings.apply_capture(&rows, &mut self.params, extras);
+        server.session = self.settings.values.clone();
+        for name in extras {
+            match self.params.get(name) {
+                Some(value) => server.params.set(name, value),
+                None => server.params.remove(name),
+            }
+        }
+        Ok(())
     }
 
     /// Gives a clean server back. Session mode (and `server_reset_query_always`) resets it
@@ -305,9 +365,11 @@ pub(super) fn note_client_parameter(params: &mut Params, body: &[u8]) {
 async fn apply_params(
     server: &mut PooledServer,
     wanted: &Params,
+    session: &Params,
     extras: &[String],
     sql: &str,
 ) -> Result<(), String> {
+    server.session = session.clone();
     // Parameters the server does not report (search_path, …) are recorded as set, or as
     // back at their default when reset.
     for name in extras {

@@ -133,7 +133,12 @@ pub(crate) fn auth_type(value: &Scalar) -> Result<AuthType, Expected> {
 
 pub(crate) fn log_format(value: &Scalar) -> Result<LogFormat, Expected> {
     const EXPECTED: Expected = "\"text\" or \"json\"";
-    match text(value).map_err(|_| EXPECTED)?.trim().to_ascii_lowercase().as_str() {
+    match text(value)
+        .map_err(|_| EXPECTED)?
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
         _ => Err(EXPECTED),

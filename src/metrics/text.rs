@@ -47,8 +47,16 @@ pub fn render(shared: &Shared) -> String {
     let mut f = Family { out: &mut out };
     f.head("pgbouncer_up", "gauge", "The pgbouncer scrape succeeded");
     f.sample("pgbouncer_up", &[], 1.0);
-    f.head("pgbouncer_version_info", "gauge", "The pgbouncer version info");
-    let version = format!("{} (pgmux {})", crate::admin::PGBOUNCER_VERSION, env!("CARGO_PKG_VERSION"));
+    f.head(
+        "pgbouncer_version_info",
+        "gauge",
+        "The pgbouncer version info",
+    );
+    let version = format!(
+        "{} (pgmux {})",
+        crate::admin::PGBOUNCER_VERSION,
+        env!("CARGO_PKG_VERSION")
+    );
     f.sample("pgbouncer_version_info", &[("version", &version)], 1.0);
     pools(shared, &mut f);
     stats(shared, &mut f);
@@ -70,7 +78,10 @@ fn pools(shared: &Shared, f: &mut Family<'_>) {
             .or_default();
         if now.state == ClientState::Waiting {
             entry.1 += 1;
-            let waited = now.wait_started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+            let waited = now
+                .wait_started
+                .map(|t| t.elapsed().as_secs_f64())
+                .unwrap_or(0.0);
             entry.2 = entry.2.max(waited);
         } else {
             entry.0 += 1;
@@ -87,15 +98,44 @@ fn pools(shared: &Shared, f: &mut Family<'_>) {
             .map(|info| ServerInfo::state_name(&info.now(), settings.server_check_delay, check))
             .collect();
         let count = |name: &str| states.iter().filter(|s| **s == name).count() as f64;
-        rows.push((key.0, key.1, [
-            active as f64, waiting as f64, 0.0, 0.0, count("active"), 0.0, 0.0,
-            count("idle"), count("used"), count("tested"), count("new"), maxwait.floor(),
-        ]));
+        rows.push((
+            key.0,
+            key.1,
+            [
+                active as f64,
+                waiting as f64,
+                0.0,
+                0.0,
+                count("active"),
+                0.0,
+                0.0,
+                count("idle"),
+                count("used"),
+                count("tested"),
+                count("new"),
+                maxwait.floor(),
+            ],
+        ));
     }
     for ((db, user), (active, waiting, maxwait)) in clients {
-        rows.push((db, user, [
-            active as f64, waiting as f64, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, maxwait.floor(),
-        ]));
+        rows.push((
+            db,
+            user,
+            [
+                active as f64,
+                waiting as f64,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                maxwait.floor(),
+            ],
+        ));
     }
     rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let families = [
@@ -155,12 +195,42 @@ fn databases(shared: &Shared, f: &mut Family<'_>) {
     let pools = shared.pools();
     type Pick<'a> = Box<dyn Fn(&str) -> f64 + 'a>;
     let families: [(&str, Pick<'_>, &str); 6] = [
-        ("pool_size", Box::new(|db| settings.pool_size_for(db) as f64), "Maximum number of server connections"),
-        ("reserve_pool", Box::new(|db| settings.reserve_pool_size_for(db) as f64), "Maximum number of additional connections for this database"),
-        ("max_connections", Box::new(|db| settings.max_db_connections_for(db) as f64), "Maximum number of allowed connections for this database"),
-        ("current_connections", Box::new(|db| pools.iter().filter(|p| p.key.database == db).map(|p| p.servers.all().len()).sum::<usize>() as f64), "Current number of connections for this database"),
-        ("paused", Box::new(|db| f64::from(u8::from(shared.control.is_db_paused(db)))), "1 if this database is currently paused, else 0"),
-        ("disabled", Box::new(|db| f64::from(u8::from(shared.control.is_disabled(db)))), "1 if this database is currently disabled, else 0"),
+        (
+            "pool_size",
+            Box::new(|db| settings.pool_size_for(db) as f64),
+            "Maximum number of server connections",
+        ),
+        (
+            "reserve_pool",
+            Box::new(|db| settings.reserve_pool_size_for(db) as f64),
+            "Maximum number of additional connections for this database",
+        ),
+        (
+            "max_connections",
+            Box::new(|db| settings.max_db_connections_for(db) as f64),
+            "Maximum number of allowed connections for this database",
+        ),
+        (
+            "current_connections",
+            Box::new(|db| {
+                pools
+                    .iter()
+                    .filter(|p| p.key.database == db)
+                    .map(|p| p.servers.all().len())
+                    .sum::<usize>() as f64
+            }),
+            "Current number of connections for this database",
+        ),
+        (
+            "paused",
+            Box::new(|db| f64::from(u8::from(shared.control.is_db_paused(db)))),
+            "1 if this database is currently paused, else 0",
+        ),
+        (
+            "disabled",
+            Box::new(|db| f64::from(u8::from(shared.control.is_disabled(db)))),
+            "1 if this database is currently disabled, else 0",
+        ),
     ];
     for (name, pick, help) in families {
         let name = format!("pgbouncer_databases_{name}");
@@ -183,12 +253,32 @@ fn databases(shared: &Shared, f: &mut Family<'_>) {
 
 fn config(shared: &Shared, f: &mut Family<'_>) {
     let settings = shared.settings();
-    f.head("pgbouncer_config_max_client_connections", "gauge", "Config maximum number of client connections");
-    f.sample("pgbouncer_config_max_client_connections", &[], settings.max_client_conn as f64);
-    f.head("pgbouncer_config_max_user_connections", "gauge", "Config maximum number of server connections per user");
-    f.sample("pgbouncer_config_max_user_connections", &[], settings.max_user_connections as f64);
+    f.head(
+        "pgbouncer_config_max_client_connections",
+        "gauge",
+        "Config maximum number of client connections",
+    );
+    f.sample(
+        "pgbouncer_config_max_client_connections",
+        &[],
+        settings.max_client_conn as f64,
+    );
+    f.head(
+        "pgbouncer_config_max_user_connections",
+        "gauge",
+        "Config maximum number of server connections per user",
+    );
+    f.sample(
+        "pgbouncer_config_max_user_connections",
+        &[],
+        settings.max_user_connections as f64,
+    );
     f.head("pgbouncer_used_clients", "gauge", "Count of used clients");
-    f.sample("pgbouncer_used_clients", &[], shared.registry.clients().len() as f64);
+    f.sample(
+        "pgbouncer_used_clients",
+        &[],
+        shared.registry.clients().len() as f64,
+    );
     f.head("pgbouncer_pools", "gauge", "Count of pools");
     f.sample("pgbouncer_pools", &[], shared.pools().len() as f64);
     f.head("pgbouncer_databases", "gauge", "Count of databases");
@@ -201,9 +291,21 @@ fn histograms(shared: &Shared, f: &mut Family<'_>) {
     pools.sort_by(|a, b| a.key.cmp(&b.key));
     type Pick = fn(&crate::stats::Latencies) -> HistogramSnapshot;
     let families: [(&str, Pick, &str); 3] = [
-        ("pgmux_client_wait_seconds", |l| l.wait.snapshot(), "Time clients waited for a server connection"),
-        ("pgmux_query_duration_seconds", |l| l.query.snapshot(), "Duration of queries relayed to a server"),
-        ("pgmux_transaction_duration_seconds", |l| l.transaction.snapshot(), "Duration of transactions on a server"),
+        (
+            "pgmux_client_wait_seconds",
+            |l| l.wait.snapshot(),
+            "Time clients waited for a server connection",
+        ),
+        (
+            "pgmux_query_duration_seconds",
+            |l| l.query.snapshot(),
+            "Duration of queries relayed to a server",
+        ),
+        (
+            "pgmux_transaction_duration_seconds",
+            |l| l.transaction.snapshot(),
+            "Duration of transactions on a server",
+        ),
     ];
     for (name, pick, help) in families {
         f.head(name, "histogram", help);
@@ -216,35 +318,78 @@ fn histograms(shared: &Shared, f: &mut Family<'_>) {
                     .get(index)
                     .map(|us| format!("{}", *us as f64 / 1e6))
                     .unwrap_or_else(|| "+Inf".into());
-                f.sample(&bucket, &[("database", db), ("user", user), ("le", &le)], *count as f64);
+                f.sample(
+                    &bucket,
+                    &[("database", db), ("user", user), ("le", &le)],
+                    *count as f64,
+                );
             }
             let labels = [("database", db), ("user", user)];
-            f.sample(&format!("{name}_sum"), &labels, snapshot.sum_us as f64 / 1e6);
+            f.sample(
+                &format!("{name}_sum"),
+                &labels,
+                snapshot.sum_us as f64 / 1e6,
+            );
             f.sample(&format!("{name}_count"), &labels, snapshot.count as f64);
         }
     }
 }
 
 fn process(shared: &Shared, f: &mut Family<'_>) {
-    f.head("pgmux_client_connections", "gauge", "Client connections open, logging in or logged in");
-    f.sample("pgmux_client_connections", &[], shared.client_count() as f64);
+    f.head(
+        "pgmux_client_connections",
+        "gauge",
+        "Client connections open, logging in or logged in",
+    );
+    f.sample(
+        "pgmux_client_connections",
+        &[],
+        shared.client_count() as f64,
+    );
     let servers: usize = shared.pools().iter().map(|p| p.servers.all().len()).sum();
-    f.head("pgmux_server_connections", "gauge", "Server connections open or opening");
+    f.head(
+        "pgmux_server_connections",
+        "gauge",
+        "Server connections open or opening",
+    );
     f.sample("pgmux_server_connections", &[], servers as f64);
     f.head("pgmux_draining", "gauge", "1 while pgmux is shutting down");
-    f.sample("pgmux_draining", &[], f64::from(u8::from(shared.is_draining())));
+    f.sample(
+        "pgmux_draining",
+        &[],
+        f64::from(u8::from(shared.is_draining())),
+    );
     if let Ok(elapsed) = shared.started.elapsed() {
-        f.head("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds");
+        f.head(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds",
+        );
         let start = std::time::SystemTime::now() - elapsed;
-        let secs = start.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let secs = start
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         f.sample("process_start_time_seconds", &[], secs);
     }
     if let Some((rss, fds, cpu)) = proc_figures() {
-        f.head("process_resident_memory_bytes", "gauge", "Resident memory size in bytes");
+        f.head(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes",
+        );
         f.sample("process_resident_memory_bytes", &[], rss);
-        f.head("process_open_fds", "gauge", "Number of open file descriptors");
+        f.head(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors",
+        );
         f.sample("process_open_fds", &[], fds);
-        f.head("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds");
+        f.head(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds",
+        );
         f.sample("process_cpu_seconds_total", &[], cpu);
     }
 }

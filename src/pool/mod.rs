@@ -25,8 +25,8 @@ use tokio::sync::oneshot;
 use crate::params::Params;
 use crate::registry::Endpoints;
 use crate::server::{self, ServerConn, ServerError, ServerTarget};
-use state::{Grant, PoolState, Waiter};
 pub use servers::{ServerInfo, ServerList, ServerNow, ServerState};
+use state::{Grant, PoolState, Waiter};
 pub use state::{PoolLimits, PoolSnapshot};
 
 /// The pool a client's transactions draw from.

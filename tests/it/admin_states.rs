@@ -35,29 +35,57 @@ async fn pools_clients_and_servers_show_active_waiting_idle_and_used() {
     })
     .await;
     assert_eq!(pools.num("database", &db.name, "cl_waiting"), 1);
-    assert_eq!(pools.num("database", &db.name, "cl_active"), 3, "a, b and the idle client");
+    assert_eq!(
+        pools.num("database", &db.name, "cl_active"),
+        3,
+        "a, b and the idle client"
+    );
     assert_eq!(pools.num("database", &db.name, "sv_active"), 2);
     assert_eq!(pools.num("database", &db.name, "sv_idle"), 0);
-    assert_eq!(pools.get("database", &db.name, "pool_mode").as_deref(), Some("transaction"));
-    assert_eq!(pools.num("database", "pgbouncer", "cl_active"), 1, "this console");
+    assert_eq!(
+        pools.get("database", &db.name, "pool_mode").as_deref(),
+        Some("transaction")
+    );
+    assert_eq!(
+        pools.num("database", "pgbouncer", "cl_active"),
+        1,
+        "this console"
+    );
 
     let clients = show(&console, "SHOW CLIENTS").await;
     let mine = clients.rows_where("database", &db.name);
-    let count = |state: &str| mine.iter().filter(|r| r["state"].as_deref() == Some(state)).count();
-    assert_eq!((count("active"), count("waiting"), count("idle")), (2, 1, 1));
+    let count = |state: &str| {
+        mine.iter()
+            .filter(|r| r["state"].as_deref() == Some(state))
+            .count()
+    };
+    assert_eq!(
+        (count("active"), count("waiting"), count("idle")),
+        (2, 1, 1)
+    );
     let servers = show(&console, "SHOW SERVERS").await;
     let servers = servers.rows_where("database", &db.name);
     assert_eq!(servers.len(), 2);
     // Each active server links to an active client's ptr, and its remote_pid is a real
     // backend of this database.
-    let active_ptrs: Vec<_> = mine.iter().filter(|r| r["state"].as_deref() == Some("active")).map(|r| r["ptr"].clone().unwrap()).collect();
+    let active_ptrs: Vec<_> = mine
+        .iter()
+        .filter(|r| r["state"].as_deref() == Some("active"))
+        .map(|r| r["ptr"].clone().unwrap())
+        .collect();
     let direct = db.direct().await;
     for server in &servers {
         assert_eq!(server["state"].as_deref(), Some("active"));
-        assert!(active_ptrs.contains(server["link"].as_ref().unwrap()), "{server:?}");
+        assert!(
+            active_ptrs.contains(server["link"].as_ref().unwrap()),
+            "{server:?}"
+        );
         let pid: i32 = server["remote_pid"].as_deref().unwrap().parse().unwrap();
         let found = direct
-            .query_one("select count(*) from pg_stat_activity where pid = $1 and datname = $2", &[&pid, &db.name])
+            .query_one(
+                "select count(*) from pg_stat_activity where pid = $1 and datname = $2",
+                &[&pid, &db.name],
+            )
             .await
             .unwrap()
             .get::<_, i64>(0);
@@ -71,7 +99,13 @@ async fn pools_clients_and_servers_show_active_waiting_idle_and_used() {
         s.get("database", &db.name, "sv_idle").as_deref() == Some("2")
     })
     .await;
-    assert_eq!((pools.num("database", &db.name, "sv_idle"), pools.num("database", &db.name, "cl_waiting")), (2, 0));
+    assert_eq!(
+        (
+            pools.num("database", &db.name, "sv_idle"),
+            pools.num("database", &db.name, "cl_waiting")
+        ),
+        (2, 0)
+    );
     // Idle longer than server_check_delay: the servers need a check before reuse.
     let pools = show_until(&console, "SHOW POOLS", Duration::from_secs(5), |s| {
         s.get("database", &db.name, "sv_used").as_deref() == Some("2")
@@ -80,11 +114,21 @@ async fn pools_clients_and_servers_show_active_waiting_idle_and_used() {
     assert_eq!(pools.num("database", &db.name, "sv_used"), 2);
     let stats = show(&console, "SHOW STATS").await;
     // a's and b's transactions and c's query.
-    assert!(stats.num("database", &db.name, "total_xact_count") >= 3, "{:?}", stats.rows);
+    assert!(
+        stats.num("database", &db.name, "total_xact_count") >= 3,
+        "{:?}",
+        stats.rows
+    );
     assert!(stats.num("database", &db.name, "total_query_count") >= 5);
-    assert!(stats.num("database", &db.name, "total_wait_time") > 0, "c waited");
+    assert!(
+        stats.num("database", &db.name, "total_wait_time") > 0,
+        "c waited"
+    );
     let totals = show(&console, "SHOW STATS_TOTALS").await;
-    assert_eq!(totals.num("database", &db.name, "xact_count"), stats.num("database", &db.name, "total_xact_count"));
+    assert_eq!(
+        totals.num("database", &db.name, "xact_count"),
+        stats.num("database", &db.name, "total_xact_count")
+    );
     drop(pgmux);
     db.drop_db().await;
 }
@@ -102,13 +146,25 @@ async fn stats_averages_are_per_second_over_the_stats_period() {
     }
     let averages = show(&console, "SHOW STATS_AVERAGES").await;
     let rate = averages.num("database", "app", "query_count");
-    assert!((1..=40).contains(&rate), "20 queries within about a second: {rate}/s");
-    assert!(averages.num("database", "app", "query_time") > 0, "µs per query");
+    assert!(
+        (1..=40).contains(&rate),
+        "20 queries within about a second: {rate}/s"
+    );
+    assert!(
+        averages.num("database", "app", "query_time") > 0,
+        "µs per query"
+    );
     let totals = show(&console, "SHOW TOTALS").await;
     assert!(totals.num("name", "total_query_count", "value") >= 20);
     assert!(totals.get("name", "avg_query_count", "value").is_some());
     // PgBouncer's periodic line, word for word.
     let logs = pgmux.logs();
     let line = logs.lines().find(|l| l.contains("stats: ")).unwrap();
-    assert!(line.contains(" xacts/s, ") && line.contains(" queries/s, ") && line.contains(" B/s, out ") && line.contains(" us, wait "), "{line}");
+    assert!(
+        line.contains(" xacts/s, ")
+            && line.contains(" queries/s, ")
+            && line.contains(" B/s, out ")
+            && line.contains(" us, wait "),
+        "{line}"
+    );
 }
