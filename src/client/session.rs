@@ -59,6 +59,8 @@ pub struct Session {
     database: String,
     user: String,
     connected_at: Instant,
+    /// This client's entry in the admin console's registry (issue 3).
+    client: crate::registry::ClientHandle,
     /// The server already told the client why it is going away (a FATAL such as
     /// `pg_terminate_backend`'s 57P01): when its socket then closes, say nothing more.
     pub(super) server_sent_fatal: bool,
@@ -79,7 +81,15 @@ impl Session {
         let mode = config.pool_mode_for(&login.database, &login.user);
         let (cancel_key, cancel) = shared.cancels.register();
         let drain = shared.drain();
+        let client = shared.registry.register(crate::registry::NewClient {
+            database: &login.database,
+            user: &login.user,
+            pool_user: &login.pool.key.user,
+            endpoints: crate::registry::Endpoints::of(&stream, settings.listen_port),
+            application_name: login.params.get("application_name").unwrap_or(""),
+        });
         Session {
+            client,
             shared,
             config,
             stream,
@@ -105,9 +115,17 @@ impl Session {
     }
 
     pub async fn run(mut self) {
-        let outcome = match self.greet().await {
-            Ok(()) => self.serve().await,
-            Err(refusal) => Err(refusal),
+        // KILL / KILL_CLIENT end the session wherever it is; dropping a held server
+        // closes it.
+        let info = std::sync::Arc::clone(&self.client.info);
+        let outcome = tokio::select! {
+            outcome = async {
+                match self.greet().await {
+                    Ok(()) => self.serve().await,
+                    Err(refusal) => Err(refusal),
+                }
+            } => outcome,
+            reason = info.killed() => Err(Refusal::new(ADMIN_SHUTDOWN, reason)),
         };
         let reason = match outcome {
             Ok(()) => "client close request".to_owned(),
@@ -116,10 +134,13 @@ impl Session {
                 refusal.message
             }
         };
-        tracing::info!(
-            peer = %self.peer, db = %self.database, user = %self.user,
-            age_s = self.connected_at.elapsed().as_secs(), "closing client: {reason}"
-        );
+        let settings = self.shared.settings();
+        if settings.log_disconnections {
+            tracing::info!(
+                peer = %self.peer, db = %self.database, user = %self.user,
+                age_s = self.connected_at.elapsed().as_secs(), "closing client: {reason}"
+            );
+        }
     }
 
     async fn greet(&mut self) -> Result<(), Refusal> {
@@ -146,7 +167,9 @@ impl Session {
                     if self.settings.changed {
                         self.capture_settings(&mut server).await?;
                     }
-                    self.release(server, false).await
+                    self.release(server, false).await;
+                    let name = self.params.get("application_name");
+                    self.client.info.set_idle(name);
                 }
                 Relayed::ClientLeft { clean } => {
                     if clean {
@@ -206,6 +229,9 @@ impl Session {
     /// A server for the next transaction, with this client's parameters applied.
     async fn checkout(&mut self) -> Result<PooledServer, Refusal> {
         let asked = Instant::now();
+        // Issue 3: the registry shows the client waiting; PAUSE/SUSPEND hold it here.
+        self.client.info.set_waiting();
+        self.shared.control.wait_released(&self.database).await;
         let mut server = self.pool.checkout().await.map_err(|error| match error {
             CheckoutError::QueryWaitTimeout => {
                 Refusal::new(PROTOCOL_VIOLATION, "query_wait_timeout")
@@ -244,7 +270,16 @@ impl Session {
         }
         let stats = &self.pool.stats;
         PoolStats::add(&stats.server_assignments, 1);
-        PoolStats::add(&stats.wait_time_us, asked.elapsed().as_micros() as u64);
+        let waited_us = asked.elapsed().as_micros() as u64;
+        PoolStats::add(&stats.wait_time_us, waited_us);
+        // Issue 3: wait histogram, and the client/server link SHOW CLIENTS/SERVERS print.
+        stats.observe_wait(waited_us);
+        self.client
+            .info
+            .set_active(server.id, self.params.get("application_name"));
+        if let Some(info) = self.pool.servers.get(server.id) {
+            info.set_link(self.client.info.id);
+        }
         self.cancel.attach(ServerKey {
             target: Arc::clone(&self.pool.target),
             process_id: server.process_id,
