@@ -454,11 +454,21 @@ impl Pool {
         state.idle.push(conn);
     }
 
-    /// A server leaves the pool for good; its place goes to the first waiter.
+    /// A server leaves the pool for good; its place goes to the first waiter once the
+    /// backend is gone. Freeing it earlier would let a new login overlap the old backend
+    /// still exiting, and PostgreSQL would count one more than the limits allow.
     fn forget(self: &Arc<Self>, conn: ServerConn) {
         self.servers.remove(conn.id);
-        close_in_background(conn);
-        self.free_slot();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let pool = Arc::clone(self);
+                runtime.spawn(async move {
+                    conn.terminate().await;
+                    pool.free_slot();
+                });
+            }
+            Err(_) => self.free_slot(),
+        }
     }
 
     fn free_slot(self: &Arc<Self>) {
@@ -482,11 +492,7 @@ impl Pool {
     }
 }
 
-fn close_in_background(conn: ServerConn) {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(conn.terminate());
-    }
-}
+
 
 fn checkout_error(error: &ServerError) -> CheckoutError {
     match error {
