@@ -110,11 +110,10 @@ impl Cluster {
         if !wait_for_port(self.port, Duration::from_secs(30)) {
             return Err(format!("PostgreSQL not accepting\n{}", self.log_tail()));
         }
-        self.psql(
-            "postgres",
-            "postgres",
-            &format!("CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'; CREATE DATABASE {DATABASE} OWNER {USER};"),
-        )?;
+        let role = format!("CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'");
+        self.psql("postgres", "postgres", &role)?;
+        let database = format!("CREATE DATABASE {DATABASE} OWNER {USER}");
+        self.psql("postgres", "postgres", &database)?;
         run_checked(
             Command::new(self.bin("pgbench"))
                 .args(["-i", "-q", "-s", &SCALE.to_string()])
