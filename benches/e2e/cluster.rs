@@ -114,6 +114,11 @@ impl Cluster {
         self.psql("postgres", "postgres", &role)?;
         let database = format!("CREATE DATABASE {DATABASE} OWNER {USER}");
         self.psql("postgres", "postgres", &database)?;
+        Ok(())
+    }
+
+    /// pgbench's tables at scale [`SCALE`], owned by the bench role.
+    pub fn load_pgbench(&self) -> Result<(), String> {
         run_checked(
             Command::new(self.bin("pgbench"))
                 .args(["-i", "-q", "-s", &SCALE.to_string()])

@@ -108,6 +108,7 @@ fn run() -> Result<(), String> {
     process::spawn_watchdog(&root_path, &pids_file, &pg.stop_command())?;
     eprintln!("e2e: starting PostgreSQL and loading pgbench scale {}", cluster::SCALE);
     pg.start()?;
+    pg.load_pgbench()?;
     let bench_dir = root_path.join("pgbench");
     std::fs::create_dir_all(&bench_dir).map_err(|e| e.to_string())?;
     let mut runner = Runner {
