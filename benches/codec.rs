@@ -8,12 +8,12 @@ use pgmux::protocol::builders::{self, Severity};
 use pgmux::protocol::FrameCursor;
 
 /// Server frames the relay reads whole (src/client/relay.rs `relay_server`).
-fn server_needs_body(tag: u8, _: &[u8]) -> bool {
+fn server_needs_body(tag: u8, _: &[u8], _: usize) -> bool {
     matches!(tag, b'Z' | b'S' | b'E' | b'C')
 }
 
 /// Client frames the relay reads whole with statement caching off (`forward_client`).
-fn client_needs_body(tag: u8, _: &[u8]) -> bool {
+fn client_needs_body(tag: u8, _: &[u8], _: usize) -> bool {
     matches!(tag, b'D' | b'C')
 }
 
@@ -78,7 +78,7 @@ fn select_extended_request() -> BytesMut {
 }
 
 /// Walks `stream` as it would arrive in reads of `chunk` bytes; counts ReadyForQuery.
-fn walk(stream: &[u8], chunk: usize, needs_body: fn(u8, &[u8]) -> bool) -> usize {
+fn walk(stream: &[u8], chunk: usize, needs_body: fn(u8, &[u8], usize) -> bool) -> usize {
     let mut cursor = FrameCursor::default();
     let mut ready = 0;
     for piece in stream.chunks(chunk) {

@@ -70,29 +70,67 @@ pub fn canonical_name<'a>(name: &str, extra: &'a [String]) -> Option<&'a str> {
         })
 }
 
-/// The statements that bring a server's `current` values to the client's `wanted` ones,
-/// joined into one simple query; None when nothing differs. A tracked extra the client
-/// never asked for but another client set on this server (PostgreSQL before 18 does not
-/// report `search_path`, so no default is known for it) is `RESET`.
-pub fn sync_statements(wanted: &Params, current: &Params, extras: &[String]) -> Option<String> {
-    let mut sql = String::new();
-    for name in extras {
-        if wanted.get(name).is_none() && current.get(name).is_some() {
+/// The statements that bring a server's settings to what a client must see.
+#[derive(Debug, Default)]
+pub struct SyncPlan {
+    resets: Vec<String>,
+    sets: Vec<(String, String)>,
+}
+
+impl SyncPlan {
+    /// Adds what differs between `wanted` and `current`: a SET for each wanted value the
+    /// server lacks, and a RESET for each name the server has but the client does not
+    /// want and `reset_if_unwanted` allows. (PostgreSQL before 18 does not report
+    /// `search_path`, so for such a name no default is known: RESET restores it.)
+    pub fn add(
+        &mut self,
+        wanted: &Params,
+        current: &Params,
+        reset_if_unwanted: impl Fn(&str) -> bool,
+    ) {
+        for (name, _) in current.iter() {
+            if wanted.get(name).is_none() && reset_if_unwanted(name) {
+                self.resets.push(name.to_owned());
+            }
+        }
+        for (name, value) in wanted.iter() {
+            if current.get(name) != Some(value) {
+                self.sets.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+
+    /// One simple query doing it all, or None when nothing differs. Values go through
+    /// `set_config`, which parses list settings (`search_path = 'a, b'`) as SET would
+    /// parse them unquoted.
+    pub fn sql(&self) -> Option<String> {
+        use crate::protocol::builders::{quote_ident, quote_literal};
+        if self.resets.is_empty() && self.sets.is_empty() {
+            return None;
+        }
+        let mut sql = String::new();
+        for name in &self.resets {
             sql.push_str("RESET ");
-            sql.push_str(&crate::protocol::builders::quote_ident(name));
+            sql.push_str(&quote_ident(name));
             sql.push(';');
         }
-    }
-    for (name, value) in wanted.iter() {
-        if current.get(name) != Some(value) {
-            sql.push_str("SET ");
-            sql.push_str(&crate::protocol::builders::quote_ident(name));
-            sql.push_str(" = ");
-            sql.push_str(&crate::protocol::builders::quote_literal(value));
-            sql.push(';');
+        if !self.sets.is_empty() {
+            let calls: Vec<String> = self
+                .sets
+                .iter()
+                .map(|(name, value)| {
+                    format!(
+                        "pg_catalog.set_config({}, {}, false)",
+                        quote_literal(name),
+                        quote_literal(value)
+                    )
+                })
+                .collect();
+            sql.push_str("SELECT ");
+            sql.push_str(&calls.join(", "));
         }
+        Some(sql)
     }
-    (!sql.is_empty()).then_some(sql)
 }
 
 #[cfg(test)]
@@ -119,23 +157,26 @@ mod tests {
         wanted.set("TimeZone", "UTC");
         let mut current = Params::default();
         current.set("TimeZone", "UTC");
+        let mut plan = SyncPlan::default();
+        plan.add(&wanted, &current, |_| false);
         assert_eq!(
-            sync_statements(&wanted, &current, &[]).unwrap(),
-            "SET application_name = 'a''b';"
+            plan.sql().unwrap(),
+            "SELECT pg_catalog.set_config('application_name', 'a''b', false)"
         );
         current.set("application_name", "a'b");
-        assert_eq!(sync_statements(&wanted, &current, &[]), None);
+        let mut plan = SyncPlan::default();
+        plan.add(&wanted, &current, |_| false);
+        assert_eq!(plan.sql(), None);
     }
 
     #[test]
-    fn extras_set_by_another_client_are_reset() {
+    fn names_another_client_set_are_reset_when_allowed() {
         let wanted = Params::default();
         let mut current = Params::default();
         current.set("search_path", "other_schema");
-        let extras = vec!["search_path".to_owned()];
-        assert_eq!(
-            sync_statements(&wanted, &current, &extras).unwrap(),
-            "RESET search_path;"
-        );
+        current.set("TimeZone", "UTC");
+        let mut plan = SyncPlan::default();
+        plan.add(&wanted, &current, |name| name == "search_path");
+        assert_eq!(plan.sql().unwrap(), "RESET search_path;");
     }
 }

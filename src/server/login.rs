@@ -55,6 +55,7 @@ pub async fn connect(
             created_at: now,
             last_used: now,
             statements: Default::default(),
+            session: Params::default(),
         };
         log_in(&mut conn, target).await?;
         Ok(conn)

@@ -7,7 +7,7 @@ pub mod prepared;
 
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::net::Stream;
@@ -36,6 +36,8 @@ pub enum ServerError {
     Closed,
     #[error("server protocol error: {0}")]
     Protocol(String),
+    #[error("{0}")]
+    Query(String),
 }
 
 /// A logged-in server connection, idle or serving one client.
@@ -53,6 +55,9 @@ pub struct ServerConn {
     pub last_used: Instant,
     /// pgmux statements prepared on this server.
     pub statements: prepared::ServerStatements,
+    /// Session settings a client made with SET (beyond the tracked parameters), as they
+    /// now stand on this server.
+    pub session: Params,
 }
 
 impl ServerConn {
@@ -66,23 +71,30 @@ impl ServerConn {
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
-    /// Runs a simple query that returns no rows the client should see, consuming replies
-    /// up to ReadyForQuery. ParameterStatus updates are kept; an ErrorResponse fails it.
+    /// Runs a simple query of pgmux's own, consuming replies up to ReadyForQuery; returns
+    /// its status byte. ParameterStatus updates are kept; an ErrorResponse fails it.
     pub async fn run_internal(&mut self, sql: &str) -> Result<u8, ServerError> {
+        self.query_internal(sql).await.map(|(status, _)| status)
+    }
+
+    /// Like `run_internal`, also returning the rows' text values.
+    pub async fn query_internal(&mut self, sql: &str) -> Result<(u8, Vec<Row>), ServerError> {
         let mut out = BytesMut::new();
         builders::query(&mut out, sql);
         self.stream.write_all(&out).await?;
         let mut failure = None;
+        let mut rows = Vec::new();
         loop {
             let (tag, body) = self.read_message().await?;
             match tag {
                 b'Z' => {
                     let status = body.first().copied().unwrap_or(b'I');
                     return match failure {
-                        Some(message) => Err(ServerError::Login(message)),
-                        None => Ok(status),
+                        Some(message) => Err(ServerError::Query(message)),
+                        None => Ok((status, rows)),
                     };
                 }
+                b'D' => rows.push(data_row(&body)?),
                 b'E' => failure = Some(error_message(&body)),
                 b'S' => self.note_parameter(&body),
                 _ => {}
@@ -123,6 +135,35 @@ impl ServerConn {
         builders::terminate(&mut out);
         let _ = self.stream.write_all(&out).await;
     }
+}
+
+/// The text values of one DataRow (NULL as None).
+pub type Row = Vec<Option<String>>;
+
+fn data_row(mut body: &[u8]) -> Result<Row, ServerError> {
+    let malformed = || ServerError::Protocol("malformed DataRow".into());
+    if body.len() < 2 {
+        return Err(malformed());
+    }
+    let count = body.get_i16();
+    let mut row = Vec::with_capacity(count.max(0) as usize);
+    for _ in 0..count {
+        if body.len() < 4 {
+            return Err(malformed());
+        }
+        let length = body.get_i32();
+        if length < 0 {
+            row.push(None);
+            continue;
+        }
+        let length = length as usize;
+        if body.len() < length {
+            return Err(malformed());
+        }
+        row.push(Some(String::from_utf8_lossy(&body[..length]).into_owned()));
+        body.advance(length);
+    }
+    Ok(row)
 }
 
 /// The `M` (message) field of an ErrorResponse/NoticeResponse body.
