@@ -61,7 +61,11 @@ fn pool(port: u16, pool_size: usize) -> Arc<Pool> {
 async fn fill(pool: &Arc<Pool>, size: usize) {
     let mut held = Vec::new();
     for _ in 0..size {
-        held.push(pool.checkout().await.expect("checkout while filling the pool"));
+        held.push(
+            pool.checkout()
+                .await
+                .expect("checkout while filling the pool"),
+        );
     }
     held.into_iter().for_each(|server| server.release());
 }

@@ -72,7 +72,15 @@ impl Cluster {
             self.server_command("initdb")
                 .arg("-D")
                 .arg(&self.data_dir)
-                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]),
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]),
         )?;
         let settings = format!(
             "\n# pgmux e2e benchmark: a throwaway cluster, durability off\n\

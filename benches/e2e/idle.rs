@@ -59,7 +59,10 @@ async fn log_in(source: Ipv4Addr, target: SocketAddr) -> Result<TcpStream, Strin
     socket
         .bind(SocketAddr::from((source, 0)))
         .map_err(|e| format!("bind {source}: {e}"))?;
-    let mut stream = socket.connect(target).await.map_err(|e| format!("connect: {e}"))?;
+    let mut stream = socket
+        .connect(target)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let mut out = BytesMut::new();
     startup_message(&mut out);
     stream.write_all(&out).await.map_err(|e| e.to_string())?;
@@ -115,7 +118,10 @@ fn password_message(out: &mut BytesMut, password: &str) {
     out.put_u8(0);
 }
 
-async fn read_message(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(u8, BytesMut), String> {
+async fn read_message(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<(u8, BytesMut), String> {
     loop {
         if buf.len() >= 5 {
             let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;

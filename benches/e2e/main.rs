@@ -44,10 +44,19 @@ impl Plan {
                 .unwrap_or_else(|| default.to_vec())
         };
         let (scripts, clients, idle): (Vec<_>, &[usize], &[usize]) = if quick {
-            (vec![(true, "extended"), (false, "simple")], &[50, 200], &[1_000])
+            (
+                vec![(true, "extended"), (false, "simple")],
+                &[50, 200],
+                &[1_000],
+            )
         } else {
             (
-                vec![(true, "simple"), (true, "extended"), (false, "simple"), (false, "extended")],
+                vec![
+                    (true, "simple"),
+                    (true, "extended"),
+                    (false, "simple"),
+                    (false, "extended"),
+                ],
                 &[50, 200, 1_000],
                 &[1_000, 10_000, 50_000],
             )
@@ -55,7 +64,10 @@ impl Plan {
         Plan {
             seconds,
             scripts,
-            clients: list("E2E_CLIENTS", clients).into_iter().map(|c| c as u32).collect(),
+            clients: list("E2E_CLIENTS", clients)
+                .into_iter()
+                .map(|c| c as u32)
+                .collect(),
             churn_clients: 50,
             idle: list("E2E_IDLE", idle),
             active_clients: 4,
@@ -106,7 +118,10 @@ fn run() -> Result<(), String> {
     let bin_dir = process::postgres_bin_dir();
     let mut pg = cluster::Cluster::new(&root_path, bin_dir, process::free_port(), as_service_user);
     process::spawn_watchdog(&root_path, &pids_file, &pg.stop_command())?;
-    eprintln!("e2e: starting PostgreSQL and loading pgbench scale {}", cluster::SCALE);
+    eprintln!(
+        "e2e: starting PostgreSQL and loading pgbench scale {}",
+        cluster::SCALE
+    );
     pg.start()?;
     pg.load_pgbench()?;
     let bench_dir = root_path.join("pgbench");
@@ -187,7 +202,13 @@ fn run() -> Result<(), String> {
         for &clients in &plan.clients {
             cells.push((
                 "throughput",
-                Load { select_only, protocol, clients, reconnect: false, seconds: plan.seconds },
+                Load {
+                    select_only,
+                    protocol,
+                    clients,
+                    reconnect: false,
+                    seconds: plan.seconds,
+                },
             ));
         }
     }
@@ -210,7 +231,11 @@ fn run() -> Result<(), String> {
         cell += 1;
         for target in order {
             let (name, port, pid) = match target {
-                Some(i) => (poolers[i].kind.name(), poolers[i].port, Some(poolers[i].pid())),
+                Some(i) => (
+                    poolers[i].kind.name(),
+                    poolers[i].port,
+                    Some(poolers[i].pid()),
+                ),
                 None => ("direct", pg.port, None),
             };
             let outcome = runner.run(load, port, pid);
@@ -269,7 +294,11 @@ fn run() -> Result<(), String> {
          per-transaction logs; ratios are pgmux / PgBouncer",
         started.elapsed()
     ));
-    let report = Report { header, records, notes };
+    let report = Report {
+        header,
+        records,
+        notes,
+    };
     let markdown = report.markdown();
     println!("\n{markdown}");
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
@@ -299,7 +328,14 @@ fn idle_cell(
         reconnect: false,
         seconds: plan.seconds,
     };
-    runner.run(&Load { seconds: 1, ..load.clone() }, pooler.port, None);
+    runner.run(
+        &Load {
+            seconds: 1,
+            ..load.clone()
+        },
+        pooler.port,
+        None,
+    );
     let baseline = runner.run(&load, pooler.port, Some(pooler.pid()));
     let rss_before = procfs::rss_kib(pooler.pid());
     let idle = runtime.block_on(idle::open(pooler.port, n));
@@ -313,7 +349,11 @@ fn idle_cell(
             idle.failures,
             idle.first_error.as_deref().unwrap_or("?")
         );
-        outcome.error = Some(outcome.error.map_or(message.clone(), |e| format!("{e}; {message}")));
+        outcome.error = Some(
+            outcome
+                .error
+                .map_or(message.clone(), |e| format!("{e}; {message}")),
+        );
     }
     let bytes_per_idle = match (rss_before, rss_after) {
         (Some(before), Some(after)) if held > 0 => {
@@ -344,7 +384,11 @@ fn idle_cell(
 }
 
 fn progress(target: &str, workload: &str, clients: u32, idle: usize, o: &Outcome) {
-    let idle = if idle > 0 { format!(" +{idle} idle") } else { String::new() };
+    let idle = if idle > 0 {
+        format!(" +{idle} idle")
+    } else {
+        String::new()
+    };
     eprintln!(
         "e2e: {target:9} {workload:22} c={clients:<5}{idle} tps={:>8.0} p50={:.2}ms p99={:.2}ms cpu/tx={}µs{}",
         o.tps,
@@ -357,7 +401,13 @@ fn progress(target: &str, workload: &str, clients: u32, idle: usize, o: &Outcome
 
 fn git_revision() -> String {
     std::process::Command::new("git")
-        .args(["-C", env!("CARGO_MANIFEST_DIR"), "describe", "--always", "--dirty"])
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "describe",
+            "--always",
+            "--dirty",
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success())

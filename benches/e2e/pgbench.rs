@@ -58,7 +58,13 @@ impl Runner {
         let threads = load.clients.min(2);
         let mut cmd = Command::new(&self.pgbench);
         cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", USER])
-            .args(["-n", "-c", &load.clients.to_string(), "-j", &threads.to_string()])
+            .args([
+                "-n",
+                "-c",
+                &load.clients.to_string(),
+                "-j",
+                &threads.to_string(),
+            ])
             .args(["-T", &load.seconds.to_string(), "-M", load.protocol])
             .arg("--log")
             .arg(format!("--log-prefix={}", dir.join("tx").display()))
@@ -76,11 +82,7 @@ impl Runner {
             procfs::reset_peak(pid);
         }
         let cpu_before = pooler_pid.and_then(procfs::cpu_micros);
-        let output = run_with_timeout(
-            cmd,
-            &dir,
-            Duration::from_secs(load.seconds + 180),
-        );
+        let output = run_with_timeout(cmd, &dir, Duration::from_secs(load.seconds + 180));
         let cpu_after = pooler_pid.and_then(procfs::cpu_micros);
         let peak_rss_kib = pooler_pid.and_then(procfs::peak_rss_kib);
 
@@ -95,7 +97,10 @@ impl Runner {
         let mut latencies = read_latencies(&dir);
         latencies.sort_unstable();
         let error = if !ok || transactions == 0 {
-            Some(format!("pgbench failed: {}", last_lines(&dir.join("stderr"), 3)))
+            Some(format!(
+                "pgbench failed: {}",
+                last_lines(&dir.join("stderr"), 3)
+            ))
         } else if failures > 0.0 {
             Some(format!("{failures} failed transactions"))
         } else {
@@ -129,7 +134,11 @@ fn failed(error: String) -> Outcome {
 }
 
 /// Runs to completion (killed after `timeout`); (exit success, stdout).
-fn run_with_timeout(mut cmd: Command, dir: &Path, timeout: Duration) -> Result<(bool, String), String> {
+fn run_with_timeout(
+    mut cmd: Command,
+    dir: &Path,
+    timeout: Duration,
+) -> Result<(bool, String), String> {
     let stdout_path = dir.join("stdout");
     let stdout = std::fs::File::create(&stdout_path).map_err(|e| e.to_string())?;
     let stderr = std::fs::File::create(dir.join("stderr")).map_err(|e| e.to_string())?;

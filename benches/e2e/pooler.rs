@@ -60,11 +60,15 @@ impl Launcher {
             Kind::Pgmux => self.pgmux_command(&dir, port)?,
             Kind::PgBouncer => self.pgbouncer_command(&dir, port)?,
         };
-        let mut process = Guarded::spawn(cmd, kind.name(), &dir.join("stderr.log"), &self.pids_file)?;
+        let mut process =
+            Guarded::spawn(cmd, kind.name(), &dir.join("stderr.log"), &self.pids_file)?;
         if !wait_for_port(port, Duration::from_secs(20)) || !process.alive() {
             let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
             let extra = std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default();
-            return Err(format!("{} did not start listening:\n{log}{extra}", kind.name()));
+            return Err(format!(
+                "{} did not start listening:\n{log}{extra}",
+                kind.name()
+            ));
         }
         Ok(Pooler {
             kind,

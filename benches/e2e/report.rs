@@ -72,12 +72,16 @@ impl Report {
              | CPU ratio | peak RSS MiB pgmux / PgB |"
         );
         let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-        let rows = self.records.iter().filter(|r| r.section != "idle" && r.target == "pgmux");
+        let rows = self
+            .records
+            .iter()
+            .filter(|r| r.section != "idle" && r.target == "pgmux");
         for row in rows {
             let m = ok(Some(row));
             let b = ok(find(&self.records, row, "pgbouncer"));
             let d = ok(find(&self.records, row, "direct"));
-            let _ = writeln!(
+            let _ =
+                writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} / {} | {} | {} / {} |",
                 row.workload,
@@ -136,7 +140,10 @@ impl Report {
         }
         let errors = self.records.iter().filter_map(|r| {
             let e = r.outcome.error.as_ref()?;
-            Some(format!("{} {} c={} idle={}: {e}", r.target, r.workload, r.clients, r.idle))
+            Some(format!(
+                "{} {} c={} idle={}: {e}",
+                r.target, r.workload, r.clients, r.idle
+            ))
         });
         let notes: Vec<String> = self.notes.iter().cloned().chain(errors).collect();
         if !notes.is_empty() {
@@ -152,7 +159,10 @@ impl Report {
         let mut out = String::from("[\n");
         for (i, r) in self.records.iter().enumerate() {
             let o = &r.outcome;
-            let opt = |v: Option<f64>| v.filter(|v| v.is_finite()).map_or("null".to_owned(), |v| format!("{v:.3}"));
+            let opt = |v: Option<f64>| {
+                v.filter(|v| v.is_finite())
+                    .map_or("null".to_owned(), |v| format!("{v:.3}"))
+            };
             let _ = write!(
                 out,
                 "  {{\"section\": {}, \"workload\": {}, \"clients\": {}, \"idle_clients\": {}, \
