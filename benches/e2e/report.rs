@@ -163,13 +163,13 @@ impl Report {
                 v.filter(|v| v.is_finite())
                     .map_or("null".to_owned(), |v| format!("{v:.3}"))
             };
-            let _ = write!(
+            let _ = writeln!(
                 out,
                 "  {{\"section\": {}, \"workload\": {}, \"clients\": {}, \"idle_clients\": {}, \
                  \"target\": {}, \"tps\": {:.1}, \"transactions\": {}, \"p50_ms\": {:.3}, \
                  \"p99_ms\": {:.3}, \"cpu_us_per_tx\": {}, \"peak_rss_kib\": {}, \
                  \"bytes_per_idle_client\": {}, \"baseline_tps\": {}, \"baseline_p99_ms\": {}, \
-                 \"error\": {}}}{}\n",
+                 \"error\": {}}}{}",
                 quote(r.section),
                 quote(&r.workload),
                 r.clients,
