@@ -15,6 +15,7 @@ pub mod periodic;
 mod reload;
 mod result;
 mod show;
+mod show_prepared;
 mod show_stats;
 mod sockets;
 

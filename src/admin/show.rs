@@ -21,6 +21,7 @@ pub(super) fn show(console: &Console, what: &str) -> Result<Reply, AdminError> {
     let set = match what.as_str() {
         "help" => return Ok(help()),
         "pools" => pools(console),
+        "prepared_statements" => super::show_prepared::prepared_statements(console),
         "stats" => super::show_stats::stats(console),
         "stats_totals" => super::show_stats::stats_totals(console),
         "stats_averages" => super::show_stats::stats_averages(console),
@@ -99,6 +100,7 @@ const HELP: &str = "\n\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|V
 \tSHOW FDS|SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n\
 \tSHOW DNS_HOSTS|DNS_ZONES\n\
 \tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n\
+\tSHOW PREPARED_STATEMENTS\n\
 \tSET key = arg\n\
 \tRELOAD\n\
 \tPAUSE [<db>]\n\

@@ -131,14 +131,18 @@ impl Session {
                     }
                     self.relay_server(conn, &mut server_cursor, &mut queue, tally).await?;
                     if !queue.awaiting_server() {
-                        if let Some(since) = waiting_since.take() {
-                            tally.query_us += since.elapsed().as_micros() as u64;
+                                                if let Some(since) = waiting_since.take() {
+                            let query_us = since.elapsed().as_micros() as u64;
+                            tally.query_us += query_us;
+                            self.pool.stats.observe_query(query_us);
                         }
                     }
                     if queue.is_idle() && !server_cursor.mid_frame() {
                         if let Some(started) = tally.transaction_started.take() {
+                                                        let transaction_us = started.elapsed().as_micros() as u64;
                             tally.transactions += 1;
-                            tally.transaction_us += started.elapsed().as_micros() as u64;
+                            tally.transaction_us += transaction_us;
+                            self.pool.stats.observe_transaction(transaction_us);
                         }
                         if self.mode != PoolMode::Session {
                             return Ok(Relayed::Done);

@@ -85,7 +85,7 @@ impl Session {
             database: &login.database,
             user: &login.user,
             pool_user: &login.pool.key.user,
-            endpoints: crate::registry::Endpoints::of(&stream, settings.listen_port),
+            endpoints: crate::registry::Endpoints::of(&stream, config.listen_port),
             application_name: login.params.get("application_name").unwrap_or(""),
         });
         Session {

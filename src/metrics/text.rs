@@ -60,6 +60,7 @@ pub fn render(shared: &Shared) -> String {
     f.sample("pgbouncer_version_info", &[("version", &version)], 1.0);
     pools(shared, &mut f);
     stats(shared, &mut f);
+    prepared(shared, &mut f);
     databases(shared, &mut f);
     config(shared, &mut f);
     histograms(shared, &mut f);
@@ -186,6 +187,34 @@ fn stats(shared: &Shared, f: &mut Family<'_>) {
         f.head(&name, "counter", help);
         for (db, totals) in &by_db {
             f.sample(&name, &[("database", db)], pick(totals) as f64 * factor);
+        }
+    }
+}
+
+/// pgmux's prepared-statement cache per pool: no exporter has these.
+fn prepared(shared: &Shared, f: &mut Family<'_>) {
+    type Pick = fn(&crate::stats::PoolStats) -> u64;
+    let families: [(&str, Pick, &str); 2] = [
+        (
+            "pgmux_prepared_cache_hits_total",
+            |s| crate::stats::PoolStats::get(&s.prepared_cache_hits),
+            "Client Parses answered from a server's prepared-statement cache",
+        ),
+        (
+            "pgmux_prepared_evictions_total",
+            |s| crate::stats::PoolStats::get(&s.prepared_evictions),
+            "Prepared statements closed on servers to stay under max_prepared_statements",
+        ),
+    ];
+    let pools = shared.pools();
+    for (name, pick, help) in families {
+        f.head(name, "counter", help);
+        for pool in &pools {
+            let labels = [
+                ("database", pool.key.database.as_str()),
+                ("user", pool.key.user.as_str()),
+            ];
+            f.sample(name, &labels, pick(&pool.stats) as f64);
         }
     }
 }

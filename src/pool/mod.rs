@@ -191,6 +191,15 @@ impl Pool {
         self.lock().server_params.clone()
     }
 
+    /// Prepared statements held by this pool's idle servers (busy ones are in use).
+    pub fn statements_on_idle_servers(&self) -> usize {
+        self.lock()
+            .idle
+            .iter()
+            .map(|conn| conn.statements.len())
+            .sum()
+    }
+
     pub fn snapshot(&self) -> PoolSnapshot {
         self.lock().snapshot()
     }

@@ -118,10 +118,19 @@ async fn kill_client_ends_that_client_only_and_kill_db_drops_and_pauses_the_data
         .unwrap();
     let bystander = pgmux.connect("app", "secret", &db.name).await;
     bystander.simple_query("select 1").await.unwrap();
-    let clients = show(&console, "SHOW CLIENTS").await;
-    let id = clients
-        .get("application_name", "victim", "id")
-        .expect("victim listed");
+    // The console sees a client's new application_name once its server is released,
+    // a moment after the client has its reply.
+    let mut id = None;
+    for _ in 0..50 {
+        id = show(&console, "SHOW CLIENTS")
+            .await
+            .get("application_name", "victim", "id");
+        if id.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = id.expect("victim listed");
     console
         .simple_query(&format!("KILL_CLIENT {id}"))
         .await

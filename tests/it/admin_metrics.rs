@@ -130,8 +130,13 @@ async fn metrics_carry_exporter_names_histograms_and_process_figures() {
             body.contains(&format!("# TYPE {family} histogram")),
             "{family}"
         );
-        assert!(
-            samples.contains_key(&format!("{family}_count{{{labels}}}")),
+        // Ten single-statement transactions: each observed once as a query and once
+        // as a transaction.
+        let count = at(&format!("{family}_count{{{labels}}}"));
+        assert!(count >= 10.0, "{family}: {count}");
+        assert_eq!(
+            at(&format!("{family}_bucket{{{labels},le=\"+Inf\"}}")),
+            count,
             "{family}"
         );
     }
