@@ -30,7 +30,8 @@ use crate::protocol::builders::{self, Severity};
 pub async fn serve(shared: Arc<Shared>, stream: Stream) {
     let _count = ClientCount::new(&shared);
     let peer = stream.peer_description();
-    match startup::accept(&shared, stream, &peer).await {
+    // Boxed: the login's state is large and short-lived; the task keeps only the session.
+    match Box::pin(startup::accept(&shared, stream, &peer)).await {
         Ok(Some(session)) => session.run().await,
         Ok(None) => {}
         Err(refusal) => refusal.log(&peer),

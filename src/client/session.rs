@@ -159,24 +159,35 @@ impl Session {
             if !self.await_request().await? {
                 return Ok(());
             }
-            let mut server = self.checkout().await?;
-            let relayed = self.relay(&mut server).await;
-            self.cancel.detach();
-            match relayed? {
-                Relayed::Done => {
-                    if self.settings.changed {
-                        self.capture_settings(&mut server).await?;
-                    }
-                    self.release(server, false).await;
-                    let name = self.params.get("application_name");
-                    self.client.info.set_idle(name);
+            // Boxed: a transaction's state (checkout, relay, release) is large, and an idle
+            // client should hold none of it — only this loop's small waiting state.
+            if !Box::pin(self.serve_transaction()).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One transaction (in session mode, the rest of the session). False when the client
+    /// left.
+    async fn serve_transaction(&mut self) -> Result<bool, Refusal> {
+        let mut server = self.checkout().await?;
+        let relayed = self.relay(&mut server).await;
+        self.cancel.detach();
+        match relayed? {
+            Relayed::Done => {
+                if self.settings.changed {
+                    self.capture_settings(&mut server).await?;
                 }
-                Relayed::ClientLeft { clean } => {
-                    if clean {
-                        self.release(server, true).await;
-                    }
-                    return Ok(());
+                self.release(server, false).await;
+                let name = self.params.get("application_name");
+                self.client.info.set_idle(name);
+                Ok(true)
+            }
+            Relayed::ClientLeft { clean } => {
+                if clean {
+                    self.release(server, true).await;
                 }
+                Ok(false)
             }
         }
     }
@@ -189,7 +200,9 @@ impl Session {
             self.buf = BytesMut::new();
         }
         let idle_timeout = self.config.client_idle_timeout;
-        let idle_deadline = tokio::time::Instant::now() + idle_timeout;
+        // No clock read when the timeout is off (the common case), on every request.
+        let idle_deadline =
+            (!idle_timeout.is_zero()).then(|| tokio::time::Instant::now() + idle_timeout);
         while self.buf.len() < crate::protocol::frame::HEADER_LEN {
             tokio::select! {
                 readable = self.stream.readable() => {
@@ -207,7 +220,7 @@ impl Session {
                 _ = self.drain.started() => {
                     return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
                 }
-                _ = tokio::time::sleep_until(idle_deadline), if !idle_timeout.is_zero() => {
+                _ = sleep_until_opt(idle_deadline.map(Into::into)), if idle_deadline.is_some() => {
                     return Err(Refusal::new(IDLE_SESSION_TIMEOUT, "client_idle_timeout"));
                 }
             }

@@ -92,6 +92,9 @@ impl SharedCount {
     }
 }
 
+/// Idle servers older than this are probed for a close before being handed out.
+const PROBE_AFTER_IDLE: Duration = Duration::from_millis(5);
+
 pub struct Pool {
     pub key: PoolKey,
     pub stats: crate::stats::PoolStats,
@@ -341,7 +344,11 @@ impl Pool {
     /// Makes sure an idle server is still usable: not closed by PostgreSQL meanwhile and,
     /// after `server_check_delay` of idleness, answering `server_check_query`.
     async fn vet(&self, mut server: PooledServer) -> Option<PooledServer> {
-        if !server.is_idle_and_alive() {
+        // A server idle a while may have been closed by PostgreSQL (pg_terminate_backend,
+        // a restart). One reused within moments of its release cannot plausibly have been,
+        // and probing it costs a recvfrom on the hottest path.
+        let idle = server.last_used.elapsed();
+        if idle >= PROBE_AFTER_IDLE && !server.is_idle_and_alive() {
             return None;
         }
         let (delay, query, timeout) = {
@@ -491,8 +498,6 @@ impl Pool {
         self.user_count.release();
     }
 }
-
-
 
 fn checkout_error(error: &ServerError) -> CheckoutError {
     match error {
