@@ -3,6 +3,7 @@
 mod harness;
 
 mod auth;
+mod clients;
 mod copy;
 mod harness_smoke;
 mod lifecycle;
