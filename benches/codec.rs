@@ -29,7 +29,7 @@ fn walk(stream: &[u8], chunk: usize) -> usize {
     let mut ready = 0;
     for piece in stream.chunks(chunk) {
         while let Some(frame) = cursor
-            .next(piece, |t, _| matches!(t, b'Z' | b'S' | b'E'), 64 * 1024)
+            .next(piece, |t, _, _| matches!(t, b'Z' | b'S' | b'E'), 64 * 1024)
             .unwrap()
         {
             ready += usize::from(frame.tag == b'Z');

@@ -20,8 +20,12 @@ pub struct Shared {
     /// SCRAM secrets derived from plain-text passwords in `[users]`, once per password:
     /// deriving one costs 4,096 HMAC rounds, too much to pay on every login.
     pub derived_secrets: DashMap<(String, String), Arc<crate::auth::ScramSecret>>,
-    /// Client connections open now (logging in or logged in), for `max_client_conn`.
+    /// Client connections open now, logging in or logged in: a drain waits for them.
     pub clients: AtomicUsize,
+    /// Clients past their startup packet, counted against `max_client_conn`. Sockets
+    /// that never send one (half-open, slowloris) do not count: they cannot lock real
+    /// clients out, and `client_login_timeout` closes them.
+    sessions: Arc<AtomicUsize>,
     db_counts: DashMap<String, Arc<SharedCount>>,
     user_counts: DashMap<String, Arc<SharedCount>>,
     server_ids: Arc<AtomicU64>,
@@ -44,6 +48,7 @@ impl Shared {
             statements: Default::default(),
             derived_secrets: DashMap::new(),
             clients: AtomicUsize::new(0),
+            sessions: Arc::new(AtomicUsize::new(0)),
             db_counts: DashMap::new(),
             user_counts: DashMap::new(),
             server_ids: Arc::new(AtomicU64::new(0)),
@@ -129,6 +134,20 @@ impl Shared {
         });
     }
 
+    /// Takes one of `max_client_conn` places, held until the guard drops.
+    pub fn take_client_slot(&self, max_client_conn: usize) -> Option<ClientSlot> {
+        self.sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max_client_conn).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ClientSlot(Arc::clone(&self.sessions)))
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
     pub fn client_count(&self) -> usize {
         self.clients.load(Ordering::Relaxed)
     }
@@ -173,5 +192,15 @@ fn limits(settings: &Settings, database: &str, user: &str) -> PoolLimits {
         server_check_delay: settings.server_check_delay,
         server_check_query: settings.server_check_query.clone(),
         query_wait_timeout: settings.query_wait_timeout,
+    }
+}
+
+/// One place under `max_client_conn`.
+#[derive(Debug)]
+pub struct ClientSlot(Arc<AtomicUsize>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

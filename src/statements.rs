@@ -14,6 +14,9 @@ use dashmap::DashMap;
 #[derive(Debug)]
 pub struct StatementDef {
     pub id: u64,
+    /// Created by SQL `PREPARE` (its body is `[ ( types ) ] AS statement`) rather than by
+    /// a protocol Parse; both live in one namespace on the server.
+    pub sql: bool,
     /// The name pgmux prepares it under on servers.
     pub name: String,
     /// The Parse body after the statement name: query, parameter count, parameter types.
@@ -30,6 +33,16 @@ impl StatementDef {
         out.put_slice(&self.parse_rest);
     }
 
+    /// Appends a simple Query preparing this SQL-level statement under its server name.
+    pub fn write_prepare_query(&self, out: &mut BytesMut) {
+        let sql = format!(
+            "PREPARE {} {}",
+            self.name,
+            String::from_utf8_lossy(&self.parse_rest)
+        );
+        crate::protocol::builders::query(out, &sql);
+    }
+
     /// Appends a Close of this statement's server-side name.
     pub fn write_close(&self, out: &mut BytesMut) {
         out.put_u8(b'C');
@@ -43,6 +56,7 @@ impl StatementDef {
     pub fn for_tests(id: u64) -> StatementDef {
         StatementDef {
             id,
+            sql: false,
             name: format!("pgmux_{id}"),
             parse_rest: Bytes::from_static(b"select 1\0\0\0"),
         }
@@ -61,6 +75,23 @@ pub struct StatementRegistry {
 impl StatementRegistry {
     /// The statement for this Parse body, shared with every client that prepared the same.
     pub fn intern(&self, parse_rest: &[u8]) -> Arc<StatementDef> {
+        self.intern_keyed(parse_rest, false)
+    }
+
+    /// The statement for an SQL `PREPARE name <rest>`.
+    pub fn intern_sql(&self, rest: &str) -> Arc<StatementDef> {
+        self.intern_keyed(rest.as_bytes(), true)
+    }
+
+    fn intern_keyed(&self, body: &[u8], sql: bool) -> Arc<StatementDef> {
+        // A leading 0xFF (never valid UTF-8, so never a Parse body) keeps the two kinds apart.
+        let keyed;
+        let parse_rest = if sql {
+            keyed = [&[0xFF][..], body].concat();
+            &keyed[..]
+        } else {
+            body
+        };
         if let Some(existing) = self.by_body.get(parse_rest).and_then(|weak| weak.upgrade()) {
             return existing;
         }
@@ -72,13 +103,13 @@ impl StatementRegistry {
                 if let Some(live) = weak.upgrade() {
                     created = Some(live);
                 } else {
-                    let fresh = self.create(body.clone());
+                    let fresh = self.create(body.clone(), sql);
                     *weak = Arc::downgrade(&fresh);
                     created = Some(fresh);
                 }
             })
             .or_insert_with(|| {
-                let fresh = self.create(body.clone());
+                let fresh = self.create(body.clone(), sql);
                 let weak = Arc::downgrade(&fresh);
                 created = Some(fresh);
                 weak
@@ -87,10 +118,12 @@ impl StatementRegistry {
         created.expect("set by one of the branches")
     }
 
-    fn create(&self, parse_rest: Bytes) -> Arc<StatementDef> {
+    fn create(&self, key: Bytes, sql: bool) -> Arc<StatementDef> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let parse_rest = if sql { key.slice(1..) } else { key };
         Arc::new(StatementDef {
             id,
+            sql,
             name: format!("pgmux_{id}"),
             parse_rest,
         })

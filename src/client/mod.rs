@@ -11,7 +11,9 @@ mod prepared;
 mod relay;
 mod replies;
 mod session;
+mod session_only;
 mod settings;
+mod sql_prepare;
 mod startup;
 
 use std::sync::atomic::Ordering;

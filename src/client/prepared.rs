@@ -16,6 +16,8 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 
 use super::replies::{ReplyQueue, Request};
+use super::sql_prepare::{self, SqlCommand};
+use crate::protocol::builders;
 use crate::protocol::frame::take_cstr;
 use crate::server::prepared::ServerStatements;
 use crate::statements::{StatementDef, StatementRegistry};
@@ -170,16 +172,104 @@ impl Rewriter<'_> {
         }
     }
 
-    /// Sends the Parse, first closing the least recently used statement when the server's
-    /// cache is full.
+    /// Sends the Parse (inside the client's extended-protocol request), first closing the
+    /// least recently used statement when the server's cache is full.
     fn prepare(&mut self, statement: &Arc<StatementDef>, out: &mut BytesMut, swallow: bool) {
+        self.make_room(statement, out, false);
+        self.write_prepare(statement, out, swallow, false);
+    }
+
+    /// Prepares outside any extended-protocol request, before a simple Query: each step
+    /// ends with its own Sync.
+    fn prepare_standalone(
+        &mut self,
+        statement: &Arc<StatementDef>,
+        out: &mut BytesMut,
+        swallow: bool,
+    ) {
+        self.make_room(statement, out, true);
+        self.write_prepare(statement, out, swallow, true);
+    }
+
+    fn make_room(&mut self, statement: &Arc<StatementDef>, out: &mut BytesMut, standalone: bool) {
         if let Some(evicted) = self.server.insert(Arc::clone(statement), self.capacity) {
             evicted.write_close(out);
             self.queue.expect_swallowed(Request::Close);
+            if standalone {
+                builders::sync(out);
+                self.queue.expect_swallowed(Request::Sync);
+            }
             PoolStats::add(&self.stats.prepared_evictions, 1);
+        }
+    }
+
+    fn write_prepare(
+        &mut self,
+        statement: &Arc<StatementDef>,
+        out: &mut BytesMut,
+        swallow: bool,
+        standalone: bool,
+    ) {
+        PoolStats::add(&self.stats.server_parses, 1);
+        if statement.sql {
+            statement.write_prepare_query(out);
+            self.queue
+                .expect_query_creating(Arc::clone(statement), swallow);
+            return;
         }
         statement.write_parse(out);
         self.queue.expect_parse(Arc::clone(statement), swallow);
-        PoolStats::add(&self.stats.server_parses, 1);
+        if standalone {
+            builders::sync(out);
+            self.queue.expect_swallowed(Request::Sync);
+        }
+    }
+
+    /// SQL `PREPARE` / `EXECUTE` / `DEALLOCATE` alone in a simple Query: the same shared
+    /// statements as protocol-level ones (PostgreSQL keeps both in one namespace). False
+    /// for any other Query, which goes through unchanged.
+    pub fn sql_command(&mut self, query: &[u8], out: &mut BytesMut) -> bool {
+        let Some(command) = sql_prepare::parse(query) else {
+            return false;
+        };
+        match command {
+            SqlCommand::Prepare { name, rest } => {
+                let statement = self.registry.intern_sql(rest);
+                self.statements.by_name.insert(name, Arc::clone(&statement));
+                PoolStats::add(&self.stats.client_parses, 1);
+                if self.server.touch(statement.id) {
+                    PoolStats::add(&self.stats.prepared_cache_hits, 1);
+                    self.complete("PREPARE");
+                } else {
+                    self.prepare_standalone(&statement, out, false);
+                }
+            }
+            SqlCommand::Execute { name, rest } => {
+                let Some(statement) = self.known(&name) else {
+                    return false; // the server reports the client's own name as unknown
+                };
+                if !self.server.touch(statement.id) {
+                    self.prepare_standalone(&statement, out, true);
+                }
+                builders::query(out, &format!("EXECUTE {}{rest}", statement.name));
+                self.queue.expect(Request::Query);
+            }
+            SqlCommand::Deallocate { name } => {
+                if self.statements.by_name.remove(&name).is_none() {
+                    return false; // let the server raise "does not exist"
+                }
+                // Other clients may share the statement: the server keeps it until evicted.
+                self.complete("DEALLOCATE");
+            }
+        }
+        true
+    }
+
+    /// Answers a simple Query with CommandComplete and ReadyForQuery from pgmux.
+    fn complete(&mut self, tag: &str) {
+        let mut reply = BytesMut::new();
+        builders::command_complete(&mut reply, tag);
+        self.queue.respond(reply.to_vec().into_boxed_slice());
+        self.queue.ready();
     }
 }

@@ -11,13 +11,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::prepared::{request_for, Rewriter};
 use super::replies::{Disposition, ReplyQueue};
 use super::session::{note_client_parameter, sleep_until_opt, Relayed, Session, CLIENT_READ};
+use super::session_only::{self, session_only_feature};
 use super::Refusal;
 use crate::config::{PoolMode, Settings};
 use crate::pool::PooledServer;
+use crate::protocol::builders::{self, Severity};
 use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::sqlstate::{
-    ADMIN_SHUTDOWN, CONNECTION_FAILURE, IDLE_IN_TRANSACTION_TIMEOUT, IDLE_SESSION_TIMEOUT,
-    PROTOCOL_VIOLATION, QUERY_CANCELED,
+    ADMIN_SHUTDOWN, CONNECTION_FAILURE, FEATURE_NOT_SUPPORTED, IDLE_IN_TRANSACTION_TIMEOUT,
+    IDLE_SESSION_TIMEOUT, PROTOCOL_VIOLATION, QUERY_CANCELED,
 };
 use crate::protocol::FrameCursor;
 use crate::server::ServerConn;
@@ -30,6 +32,8 @@ const MAX_INSPECTED: usize = 64 * 1024;
 /// Parse/Bind/Describe/Close are read whole to rename statements; a larger one (a Bind
 /// with huge parameters) streams through unchanged.
 const MAX_REWRITTEN: usize = 256 << 20;
+/// Statement texts up to this size are read whole to check for session-only features.
+const MAX_CHECKED: usize = 64 * 1024;
 
 /// Per-relay counters, added to the pool's stats once at the end.
 #[derive(Default)]
@@ -78,6 +82,16 @@ impl Session {
                 return Ok(Relayed::ClientLeft {
                     clean: queue.is_idle() && !server_cursor.mid_frame(),
                 });
+            }
+            // Everything the client sent was answered by pgmux itself (a refusal): nothing
+            // happened on the server, which may go back at once.
+            let nothing_pending = self.buf.is_empty() && !self.cursor.mid_frame();
+            if self.mode != PoolMode::Session
+                && queue.is_idle()
+                && nothing_pending
+                && tally.transaction_started.is_none()
+            {
+                return Ok(Relayed::Done);
             }
             if queue.awaiting_server() {
                 waiting_since.get_or_insert_with(Instant::now);
@@ -156,7 +170,8 @@ impl Session {
     }
 
     /// Forwards every client message buffered so far to the server, recording the
-    /// replies each one is owed. True when the client sent Terminate.
+    /// replies each one is owed; messages naming prepared statements are rewritten, and
+    /// session-only features refused in place. True when the client sent Terminate.
     async fn forward_client(
         &mut self,
         conn: &mut ServerConn,
@@ -166,14 +181,20 @@ impl Session {
     ) -> Result<bool, Refusal> {
         let capacity = settings.max_prepared_statements;
         let rewriting = capacity > 0;
-        let needs_body = |tag: u8, body: &[u8]| match tag {
+        let transactional = self.mode != PoolMode::Session;
+        let needs_body = |tag: u8, body: &[u8], body_len: usize| match tag {
             b'D' | b'C' => true,
+            // Statement texts are checked for session-only features when pooling by
+            // transaction; long ones stream unchecked.
+            b'Q' | b'P' if transactional && body_len <= MAX_CHECKED => true,
             // A Bind waits only until its names are in: its parameters may stream.
             b'B' if rewriting => !bind_names_complete(body),
             b'P' if rewriting => names_a_statement(tag, body),
             _ => false,
         };
-        let mut rewritten = BytesMut::new();
+        // The bytes to send when any message was rewritten or dropped: the untouched
+        // stretches of the buffer with the replacements in between.
+        let mut edited: Option<BytesMut> = None;
         let mut segment_start = 0;
         let mut terminate_at = None;
         loop {
@@ -185,20 +206,33 @@ impl Session {
                     Refusal::new(PROTOCOL_VIOLATION, format!("invalid client message: {e}"))
                 })?;
             let Some(frame) = frame else { break };
+            check_client_message(frame.tag, frame.body_len, settings.max_packet_size)?;
             if frame.tag == b'X' {
                 // Terminate is for pgmux, not for a pooled server.
                 terminate_at = Some(start);
                 break;
             }
             let end = self.cursor.consumed();
-            if self.mode != PoolMode::Session {
-                match frame.tag {
-                    b'Q' => self.settings.note_sql(frame.available),
-                    b'P' => self.settings.note_sql(statement_text(frame.available)),
-                    _ => {}
+            self.scratch.clear();
+            let replaced = if self.skipping_until_sync && frame.tag != b'S' {
+                // After an error pgmux raised, PostgreSQL's rule: ignore all up to Sync.
+                true
+            } else if let Some(refused) = transactional.then(|| refusal_for(&frame)).flatten() {
+                queue.respond(refused.into_boxed_slice());
+                if frame.tag == b'Q' {
+                    queue.ready();
+                } else {
+                    self.skipping_until_sync = true;
                 }
-            }
-            if rewriting && matches!(frame.tag, b'P' | b'B' | b'D' | b'C') {
+                true
+            } else {
+                if transactional {
+                    match frame.tag {
+                        b'Q' => self.settings.note_sql(frame.available),
+                        b'P' => self.settings.note_sql(statement_text(frame.available)),
+                        _ => {}
+                    }
+                }
                 let mut rewriter = Rewriter {
                     statements: &mut self.statements,
                     server: &mut conn.statements,
@@ -207,18 +241,26 @@ impl Session {
                     stats: &self.pool.stats,
                     capacity,
                 };
-                self.scratch.clear();
-                if rewriter.rewrite(
-                    frame.tag,
-                    frame.available,
-                    frame.body_len,
-                    &mut self.scratch,
-                ) {
-                    rewritten.extend_from_slice(&self.buf[segment_start..start]);
-                    rewritten.extend_from_slice(&self.scratch);
-                    segment_start = end;
-                    continue;
+                match (frame.tag, frame.body) {
+                    (b'Q', Some(query)) => {
+                        rewriting && transactional && rewriter.sql_command(query, &mut self.scratch)
+                    }
+                    _ => {
+                        let (available, body_len) = (frame.available, frame.body_len);
+                        rewriting
+                            && rewriter.rewrite(frame.tag, available, body_len, &mut self.scratch)
+                    }
                 }
+            };
+            if replaced {
+                let out = edited.get_or_insert_with(BytesMut::new);
+                out.extend_from_slice(&self.buf[segment_start..start]);
+                out.extend_from_slice(&self.scratch);
+                segment_start = end;
+                continue;
+            }
+            if frame.tag == b'S' {
+                self.skipping_until_sync = false;
             }
             if let Some(request) = request_for(frame.tag, frame.body) {
                 queue.expect(request);
@@ -227,13 +269,19 @@ impl Session {
             }
         }
         let end = terminate_at.unwrap_or_else(|| self.cursor.consumed());
-        let write = if rewritten.is_empty() {
-            conn.stream.write_all(&self.buf[..end]).await
-        } else {
-            rewritten.extend_from_slice(&self.buf[segment_start..end]);
-            conn.stream.write_all(&rewritten).await
+        let outgoing: &[u8] = match edited.as_mut() {
+            None => &self.buf[..end],
+            Some(out) => {
+                out.extend_from_slice(&self.buf[segment_start..end]);
+                out
+            }
         };
-        write.map_err(|_| self.server_lost())?;
+        if !outgoing.is_empty() {
+            conn.stream
+                .write_all(outgoing)
+                .await
+                .map_err(|_| self.server_lost())?;
+        }
         tally.received += end as u64;
         self.buf.advance(end);
         if terminate_at.is_some() {
@@ -274,7 +322,7 @@ impl Session {
             let frame = cursor
                 .next(
                     &conn.read_buf,
-                    |tag, _| matches!(tag, b'Z' | b'S' | b'E' | b'C'),
+                    |tag, _, _| matches!(tag, b'Z' | b'S' | b'E' | b'C'),
                     MAX_INSPECTED,
                 )
                 .map_err(|e| {
@@ -391,4 +439,63 @@ fn statement_text(parse_body: &[u8]) -> &[u8] {
         Some(end) => &parse_body[end + 1..],
         None => &[],
     }
+}
+
+/// The ErrorResponse for a Query or Parse using a feature that cannot work when pooling
+/// by transaction, if it does.
+fn refusal_for(frame: &crate::protocol::frame::Frame<'_>) -> Option<Vec<u8>> {
+    let body = frame.body?;
+    let text = match frame.tag {
+        b'Q' => body,
+        b'P' => statement_text(body),
+        _ => return None,
+    };
+    let feature = session_only_feature(text)?;
+    let mut error = BytesMut::new();
+    builders::error_response(
+        &mut error,
+        Severity::Error,
+        FEATURE_NOT_SUPPORTED,
+        &format!("{feature} cannot be used in transaction pooling mode"),
+        Some(session_only::HINT),
+    );
+    Some(error.to_vec())
+}
+
+/// Messages a client may send once logged in (PostgreSQL's own list in postgres.c).
+fn is_frontend_message(tag: u8) -> bool {
+    matches!(
+        tag,
+        b'Q' | b'P' | b'B' | b'E' | b'D' | b'C' | b'S' | b'H' | b'F' | b'd' | b'c' | b'f' | b'X'
+    )
+}
+
+/// Ends the client (08P01) for a message type PostgreSQL does not know or one larger
+/// than `max_packet_size`, before any of it reaches a server.
+pub(super) fn check_client_message(
+    tag: u8,
+    body_len: usize,
+    max_packet_size: usize,
+) -> Result<(), Refusal> {
+    if !is_frontend_message(tag) {
+        let shown = if tag.is_ascii_graphic() {
+            format!("'{}'", tag as char)
+        } else {
+            tag.to_string()
+        };
+        return Err(Refusal::new(
+            PROTOCOL_VIOLATION,
+            format!("invalid frontend message type {shown}"),
+        ));
+    }
+    if body_len.saturating_add(HEADER_LEN) > max_packet_size {
+        return Err(Refusal::new(
+            PROTOCOL_VIOLATION,
+            format!(
+                "message of {} bytes exceeds max_packet_size ({max_packet_size})",
+                body_len + HEADER_LEN
+            ),
+        ));
+    }
+    Ok(())
 }

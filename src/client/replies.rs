@@ -35,6 +35,11 @@ enum Owed {
     },
     /// pgmux answers this itself (ParseComplete '1' or CloseComplete '3').
     Synthetic(u8),
+    /// A reply pgmux makes in place of the server (a pre-built ErrorResponse, or a
+    /// CommandComplete for a statement it answered from its own records).
+    Reply(Box<[u8]>),
+    /// A ReadyForQuery pgmux sends itself, with the transaction status as it is by then.
+    Ready,
 }
 
 /// What to do with one server message.
@@ -80,6 +85,11 @@ impl ReplyQueue {
         self.push(Request::Parse, swallow, Some(statement));
     }
 
+    /// A simple Query (SQL `PREPARE`) was sent that creates `statement` on the server.
+    pub fn expect_query_creating(&mut self, statement: Arc<StatementDef>, swallow: bool) {
+        self.push(Request::Query, swallow, Some(statement));
+    }
+
     /// pgmux sent this request on its own behalf: its reply is not the client's.
     pub fn expect_swallowed(&mut self, request: Request) {
         self.push(request, true, None);
@@ -111,10 +121,26 @@ impl ReplyQueue {
         self.owed.push_back(Owed::Synthetic(tag));
     }
 
-    /// Synthetic replies now at the front: the client gets them before anything else.
+    /// A reply pgmux answers a request with itself, in its place among the replies.
+    pub fn respond(&mut self, reply: Box<[u8]>) {
+        self.owed.push_back(Owed::Reply(reply));
+    }
+
+    /// A ReadyForQuery pgmux answers itself (for a simple Query it did not forward).
+    pub fn ready(&mut self) {
+        self.owed.push_back(Owed::Ready);
+    }
+
+    /// Replies pgmux makes itself that are now at the front: the client gets them before
+    /// anything else.
     pub fn drain_synthetic(&mut self, out: &mut Vec<u8>) {
-        while let Some(Owed::Synthetic(tag)) = self.owed.front() {
-            out.extend_from_slice(&[*tag, 0, 0, 0, 4]);
+        loop {
+            match self.owed.front() {
+                Some(Owed::Synthetic(tag)) => out.extend_from_slice(&[*tag, 0, 0, 0, 4]),
+                Some(Owed::Reply(reply)) => out.extend_from_slice(reply),
+                Some(Owed::Ready) => out.extend_from_slice(&[b'Z', 0, 0, 0, 5, self.status]),
+                _ => return,
+            }
             self.owed.pop_front();
         }
     }
@@ -162,6 +188,13 @@ impl ReplyQueue {
                     request,
                     Request::Sync | Request::Query | Request::FunctionCall
                 )
+            }
+            b'E' if request == Request::Query => {
+                // A failed PREPARE created nothing; the ReadyForQuery still follows.
+                if let Some(Owed::Server { statement, .. }) = self.owed.front_mut() {
+                    failed.extend(statement.take());
+                }
+                false
             }
             b'E' if !matches!(
                 request,

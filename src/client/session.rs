@@ -16,7 +16,7 @@ use super::startup::Login;
 use super::Refusal;
 use crate::cancel::{CancelSlot, ServerKey};
 use crate::config::PoolMode;
-use crate::context::Shared;
+use crate::context::{ClientSlot, Shared};
 use crate::net::Stream;
 use crate::params::{Params, SyncPlan};
 use crate::pool::{CheckoutError, Pool, PooledServer};
@@ -44,6 +44,10 @@ pub struct Session {
     pub(super) statements: ClientStatements,
     /// Settings the client changed with SQL, replayed wherever it goes.
     pub(super) settings: SessionSettings,
+    /// pgmux refused an extended-protocol message: drop the client's messages up to Sync.
+    pub(super) skipping_until_sync: bool,
+    /// This client's place under `max_client_conn`.
+    _slot: ClientSlot,
     /// Scratch space for rewritten messages and synthetic replies, reused.
     pub(super) scratch: BytesMut,
     cancel_key: (i32, i32),
@@ -83,6 +87,8 @@ impl Session {
             params: login.params,
             statements: ClientStatements::default(),
             settings: SessionSettings::default(),
+            skipping_until_sync: false,
+            _slot: login.slot,
             scratch: BytesMut::new(),
             cancel_key,
             cancel,
@@ -179,6 +185,17 @@ impl Session {
                 }
             }
         }
+        // Garbage must not cost a server: check the first header before taking one.
+        let length =
+            u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if length < 4 {
+            return Err(Refusal::new(
+                PROTOCOL_VIOLATION,
+                format!("invalid message length {length}"),
+            ));
+        }
+        let max_packet_size = self.shared.settings().max_packet_size;
+        super::relay::check_client_message(self.buf[0], length - 4, max_packet_size)?;
         Ok(self.buf[0] != b'X')
     }
 

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::session::Session;
 use super::{auth, Refusal};
 use crate::config::Settings;
-use crate::context::{PoolLookup, Shared};
+use crate::context::{ClientSlot, PoolLookup, Shared};
 use crate::net::Stream;
 use crate::params::{canonical_name, Params, TRACKED};
 use crate::pool::{CheckoutError, Pool};
@@ -58,6 +58,8 @@ pub struct Login {
     pub pool: Arc<Pool>,
     pub params: Params,
     pub leftover: BytesMut,
+    /// The client's place under `max_client_conn`, held for the session's life.
+    pub slot: ClientSlot,
 }
 
 async fn log_in(
@@ -95,12 +97,14 @@ async fn log_in(
     if shared.is_draining() {
         return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
     }
-    if shared.client_count() > settings.max_client_conn {
-        return Err(Refusal::new(
-            TOO_MANY_CONNECTIONS,
-            "no more connections allowed (max_client_conn)",
-        ));
-    }
+    let slot = shared
+        .take_client_slot(settings.max_client_conn)
+        .ok_or_else(|| {
+            Refusal::new(
+                TOO_MANY_CONNECTIONS,
+                "no more connections allowed (max_client_conn)",
+            )
+        })?;
     let requested = requested_params(&startup, settings, peer)?;
     if !settings.databases.contains_key(&database) {
         return Err(Refusal::new(
@@ -126,6 +130,7 @@ async fn log_in(
         pool,
         params,
         leftover: buf,
+        slot,
     }))
 }
 

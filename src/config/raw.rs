@@ -42,6 +42,7 @@ pub(crate) struct RawConfig {
     pub track_extra_parameters: Option<StringList>,
     pub application_name_add_host: Option<Scalar>,
     pub max_prepared_statements: Option<Scalar>,
+    pub max_packet_size: Option<Scalar>,
     pub shutdown_timeout: Option<Scalar>,
     pub workers: Option<Scalar>,
     pub databases: BTreeMap<String, RawDatabase>,

@@ -171,6 +171,8 @@ pub struct Settings {
     /// Named prepared statements kept per server connection (least recently used are
     /// closed beyond it); 0 passes named statements through untouched, as PgBouncer does.
     pub max_prepared_statements: usize,
+    /// Largest message a client may send after login, as in PgBouncer.
+    pub max_packet_size: usize,
     /// How long SIGTERM/SIGINT wait for running transactions before closing.
     pub shutdown_timeout: Duration,
     /// Tokio worker threads; 0 = one per core.
@@ -215,6 +217,7 @@ impl Default for Settings {
             track_extra_parameters: vec!["IntervalStyle".to_owned()],
             application_name_add_host: false,
             max_prepared_statements: 200,
+            max_packet_size: 2_147_483_647,
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
             databases: BTreeMap::new(),

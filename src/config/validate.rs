@@ -67,6 +67,7 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
         track_extra_parameters: list(raw.track_extra_parameters, defaults.track_extra_parameters),
         application_name_add_host: setting!(application_name_add_host, values::flag),
         max_prepared_statements: setting!(max_prepared_statements, values::count),
+        max_packet_size: setting!(max_packet_size, values::positive_count),
         shutdown_timeout: setting!(shutdown_timeout, values::duration),
         workers: setting!(workers, values::count),
         databases: raw

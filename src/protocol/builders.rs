@@ -145,6 +145,16 @@ pub fn negotiate_protocol_version(buf: &mut BytesMut, newest_minor: u16, unrecog
     });
 }
 
+/// CommandComplete ('C') with its tag, e.g. "PREPARE" or "SELECT 3".
+pub fn command_complete(buf: &mut BytesMut, tag: &str) {
+    message(buf, b'C', |b| put_cstr(b, tag));
+}
+
+/// A Sync ('S').
+pub fn sync(buf: &mut BytesMut) {
+    message(buf, b'S', |_| {});
+}
+
 /// A simple Query ('Q').
 pub fn query(buf: &mut BytesMut, sql: &str) {
     message(buf, b'Q', |b| put_cstr(b, sql));

@@ -55,15 +55,16 @@ impl FrameCursor {
         self.streaming_left > 0
     }
 
-    /// The next frame at the cursor. `needs_body(tag, body_so_far)` says which frames must
-    /// be seen whole (it may decide from the first bytes of the body, e.g. a statement name):
+    /// The next frame at the cursor. `needs_body(tag, body_so_far, body_len)` says which
+    /// frames must be seen whole (it may decide from the first bytes of the body, e.g. a
+    /// statement name, or from its length):
     /// they wait in the buffer up to `max_whole` bytes; a larger one streams like any
     /// other frame (body `None`), so a buffer never grows past `max_whole`.
     /// `Ok(None)`: not enough bytes yet.
     pub fn next<'a>(
         &mut self,
         buf: &'a [u8],
-        needs_body: impl Fn(u8, &[u8]) -> bool,
+        needs_body: impl Fn(u8, &[u8], usize) -> bool,
         max_whole: usize,
     ) -> Result<Option<Frame<'a>>, FrameError> {
         if self.streaming_left > 0 {
@@ -95,7 +96,7 @@ impl FrameCursor {
                 body_len: total - HEADER_LEN,
             }));
         }
-        if total <= max_whole && needs_body(tag, &rest[HEADER_LEN..]) {
+        if total <= max_whole && needs_body(tag, &rest[HEADER_LEN..], total - HEADER_LEN) {
             return Ok(None);
         }
         self.pos += rest.len();
@@ -155,11 +156,11 @@ mod tests {
         let mut buf = msg(b'Z', b"I");
         buf.extend(msg(b'C', b"SELECT 1\0"));
         let mut cursor = FrameCursor::default();
-        let first = cursor.next(&buf, |_, _| true, 1024).unwrap().unwrap();
+        let first = cursor.next(&buf, |_, _, _| true, 1024).unwrap().unwrap();
         assert_eq!((first.tag, first.body), (b'Z', Some(&b"I"[..])));
-        let second = cursor.next(&buf, |_, _| true, 1024).unwrap().unwrap();
+        let second = cursor.next(&buf, |_, _, _| true, 1024).unwrap().unwrap();
         assert_eq!(second.tag, b'C');
-        assert_eq!(cursor.next(&buf, |_, _| true, 1024).unwrap(), None);
+        assert_eq!(cursor.next(&buf, |_, _, _| true, 1024).unwrap(), None);
         assert_eq!(cursor.consumed(), buf.len());
     }
 
@@ -167,7 +168,7 @@ mod tests {
     fn partial_header_waits() {
         let buf = msg(b'Z', b"I");
         let mut cursor = FrameCursor::default();
-        assert_eq!(cursor.next(&buf[..3], |_, _| true, 1024).unwrap(), None);
+        assert_eq!(cursor.next(&buf[..3], |_, _, _| true, 1024).unwrap(), None);
         assert_eq!(cursor.consumed(), 0);
     }
 
@@ -176,7 +177,7 @@ mod tests {
         let big = msg(b'D', &[7u8; 100]);
         let mut cursor = FrameCursor::default();
         let frame = cursor
-            .next(&big[..40], |t, _| t == b'Z', 1024)
+            .next(&big[..40], |t, _, _| t == b'Z', 1024)
             .unwrap()
             .unwrap();
         assert_eq!((frame.tag, frame.body), (b'D', None));
@@ -186,7 +187,10 @@ mod tests {
         // The rest of the DataRow plus a ReadyForQuery arrive together.
         let mut next = big[40..].to_vec();
         next.extend(msg(b'Z', b"I"));
-        let frame = cursor.next(&next, |t, _| t == b'Z', 1024).unwrap().unwrap();
+        let frame = cursor
+            .next(&next, |t, _, _| t == b'Z', 1024)
+            .unwrap()
+            .unwrap();
         assert_eq!((frame.tag, frame.body), (b'Z', Some(&b"I"[..])));
         assert_eq!(cursor.consumed(), next.len());
     }
@@ -196,12 +200,14 @@ mod tests {
         let error = msg(b'E', &[1u8; 50]);
         let mut cursor = FrameCursor::default();
         assert_eq!(
-            cursor.next(&error[..20], |t, _| t == b'E', 1024).unwrap(),
+            cursor
+                .next(&error[..20], |t, _, _| t == b'E', 1024)
+                .unwrap(),
             None
         );
         assert_eq!(cursor.consumed(), 0);
         let streamed = cursor
-            .next(&error[..20], |t, _| t == b'E', 30)
+            .next(&error[..20], |t, _, _| t == b'E', 30)
             .unwrap()
             .unwrap();
         assert_eq!((streamed.tag, streamed.body), (b'E', None));
@@ -212,7 +218,7 @@ mod tests {
         let buf = [b'Q', 0, 0, 0, 3];
         let mut cursor = FrameCursor::default();
         assert_eq!(
-            cursor.next(&buf, |_, _| false, 1024),
+            cursor.next(&buf, |_, _, _| false, 1024),
             Err(FrameError::BadLength(3))
         );
     }

@@ -17,25 +17,44 @@ async fn statements_prepared_once_work_on_every_server() {
             .prepare(&format!("select $1::int + {i}"))
             .await
             .unwrap();
-        let backend = client.prepare("select pg_backend_pid()").await.unwrap();
-        let mut backends = std::collections::HashSet::new();
         for n in 0..25 {
             let row = client.query_one(&add, &[&n]).await.unwrap();
             assert_eq!(row.get::<_, i32>(0), n + i as i32);
-            backends.insert(
-                client
-                    .query_one(&backend, &[])
-                    .await
-                    .unwrap()
-                    .get::<_, i32>(0),
-            );
         }
-        backends.len()
     });
-    let servers_seen = join_all(work).await;
-    assert!(
-        servers_seen.iter().any(|&n| n > 1),
-        "with 12 clients on 2 servers some client must have moved between servers: {servers_seen:?}"
+    join_all(work).await;
+}
+
+#[tokio::test]
+async fn a_statement_is_prepared_again_on_the_server_a_client_moves_to() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "2").start().await;
+    let client = pgmux.app().await;
+    let blocker = pgmux.app().await;
+    // Open both servers.
+    client.batch_execute("begin").await.unwrap();
+    blocker.batch_execute("begin").await.unwrap();
+    client.batch_execute("commit").await.unwrap();
+    blocker.batch_execute("commit").await.unwrap();
+    let add = client.prepare("select $1::int + 100").await.unwrap();
+    let mut backends = std::collections::HashSet::new();
+    for n in 0..6 {
+        // The blocker takes the server the client used last (the warmest), so the
+        // client's next transaction runs on the other one.
+        blocker.batch_execute("begin; select 1").await.unwrap();
+        let row = client.query_one(&add, &[&n]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), n + 100);
+        let pid = client
+            .query_one("select pg_backend_pid()", &[])
+            .await
+            .unwrap();
+        backends.insert(pid.get::<_, i32>(0));
+        blocker.batch_execute("commit").await.unwrap();
+    }
+    assert_eq!(
+        backends.len(),
+        2,
+        "the client ran its statement on both servers"
     );
 }
 
@@ -188,4 +207,101 @@ async fn pgbench_prepared_with_200_clients_on_a_pool_of_5_has_no_failures() {
         .and_then(|n| n.split('/').next()?.trim().parse::<u64>().ok())
         .expect("pgbench reports processed transactions");
     assert!(processed > 200, "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn many_clients_preparing_the_same_text_on_one_server_all_succeed() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "1").start().await;
+    // Each tokio-postgres connection names its first statement "s0": the same client-side
+    // name and text from every client, answered from the server's cache after the first.
+    for round in 0..4 {
+        let client = pgmux.app().await;
+        let statement = client.prepare("select 40 + $1::int").await.unwrap();
+        let row = client.query_one(&statement, &[&round]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 40 + round);
+    }
+}
+
+async fn value(client: &tokio_postgres::Client, sql: &str) -> String {
+    let messages = client.simple_query(sql).await.unwrap();
+    messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .expect("a row")
+}
+
+#[tokio::test]
+async fn sql_prepare_execute_deallocate_act_on_each_clients_own_statements() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "1").start().await;
+    let adder = pgmux.app().await;
+    let multiplier = pgmux.app().await;
+    // The same name, different statements, one server between them.
+    adder
+        .batch_execute("PREPARE calc (int, int) AS select $1 + $2")
+        .await
+        .unwrap();
+    multiplier
+        .batch_execute("prepare calc(int, int) as select $1 * $2;")
+        .await
+        .unwrap();
+    for round in 1..4 {
+        assert_eq!(
+            value(&adder, &format!("EXECUTE calc({round}, 10)")).await,
+            (round + 10).to_string()
+        );
+        assert_eq!(
+            value(&multiplier, &format!("execute calc ({round}, 10)")).await,
+            (round * 10).to_string()
+        );
+    }
+    adder.batch_execute("DEALLOCATE calc").await.unwrap();
+    let error = adder.batch_execute("EXECUTE calc(1, 2)").await.unwrap_err();
+    assert_eq!(
+        error.code().unwrap().code(),
+        "26000",
+        "the adder's statement is gone"
+    );
+    assert_eq!(
+        value(&multiplier, "EXECUTE calc(3, 3)").await,
+        "9",
+        "the other client keeps its own"
+    );
+    // DEALLOCATE ALL empties the server; the other client's statement comes back on demand.
+    adder.batch_execute("DEALLOCATE ALL").await.unwrap();
+    assert_eq!(value(&multiplier, "EXECUTE calc(4, 4)").await, "16");
+    // A failing PREPARE leaves nothing behind.
+    let error = adder
+        .batch_execute("PREPARE broken AS selec 1")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code().unwrap().code(), "42601");
+    let error = adder.batch_execute("EXECUTE broken").await.unwrap_err();
+    assert_eq!(error.code().unwrap().code(), "26000");
+}
+
+#[tokio::test]
+async fn sql_prepared_statements_follow_their_client_across_servers() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().setting("default_pool_size", "2").start().await;
+    let clients = join_all((0..6).map(|_| pgmux.app())).await;
+    for (i, client) in clients.iter().enumerate() {
+        client
+            .batch_execute(&format!("PREPARE plus_me AS select $1::int + {i}"))
+            .await
+            .unwrap();
+    }
+    let work = clients.iter().enumerate().map(|(i, client)| async move {
+        for n in 0..15 {
+            assert_eq!(
+                value(client, &format!("EXECUTE plus_me({n})")).await,
+                (n + i).to_string()
+            );
+        }
+    });
+    join_all(work).await;
 }
