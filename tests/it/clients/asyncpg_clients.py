@@ -73,6 +73,29 @@ async def one_connection(i, conn, counts):
     return backends
 
 
+async def forced_moves(conn, blocker, counts):
+    """Deterministic moves: after conn's statement ran, the blocker opens a transaction
+    and so takes the server conn just released (pgmux hands out the most recently used
+    idle server); conn's next execution, only a Bind for asyncpg, must then run on the
+    other server."""
+    backends = set()
+    query = "select $1::text || '-' || $2::text as s, pg_backend_pid() as pid"
+    for n in range(3):
+        row = await conn.fetchrow(query, "m", str(n))
+        check(row["s"], f"m-{n}", "statement before the move")
+        backends.add(row["pid"])
+        await blocker.execute("begin")
+        held = await blocker.fetchval("select pg_backend_pid()")
+        row = await conn.fetchrow(query, "n", str(n))
+        check(row["s"], f"n-{n}", "moved statement")
+        if row["pid"] == held:
+            raise AssertionError("ran on the server held by another client's transaction")
+        backends.add(row["pid"])
+        await blocker.execute("commit")
+        counts["queries"] += 2
+    return len(backends)
+
+
 async def pool_phase(counts):
     """asyncpg's own pool: every acquire/release cycle resets the connection."""
     pool = await asyncpg.create_pool(URL, min_size=CONNECTIONS, max_size=CONNECTIONS)
@@ -94,6 +117,7 @@ async def main():
     await conns[0].execute(f"create table {TABLE} (conn int, n int)")
     try:
         seen = await asyncio.gather(*(one_connection(i, c, counts) for i, c in enumerate(conns)))
+        forced = await forced_moves(conns[0], conns[1], counts)
         # Which names the last server holds: pgmux's own, never the driver's.
         names = await conns[0].fetchval(
             "select string_agg(name, ',' order by name) from pg_prepared_statements"
@@ -106,7 +130,7 @@ async def main():
     moved = sum(1 for s in seen if len(s) > 1)
     print(
         f"ok queries={counts['queries']} connections={len(conns)} backends={len(backends)} "
-        f"moved={moved} server_statements={names or ''}"
+        f"moved={moved} forced_move_backends={forced} server_statements={names or ''}"
     )
 
 

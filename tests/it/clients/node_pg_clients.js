@@ -84,15 +84,46 @@ async function worker(i) {
   }
 }
 
+// Deterministic moves: after the client's named statement ran, the blocker opens a
+// transaction and so takes the server the client just released (pgmux hands out the most
+// recently used idle server); the client's next execution, only a Bind for pg, must then
+// run on the other server.
+async function forcedMoves() {
+  const client = new Client({ connectionString: URL });
+  const blocker = new Client({ connectionString: URL });
+  await client.connect();
+  await blocker.connect();
+  try {
+    const backends = new Set();
+    for (let n = 0; n < 3; n++) {
+      const before = await client.query(add(n, 1000));
+      assert.strictEqual(before.rows[0].s, n + 1000, 'statement before the move');
+      backends.add(before.rows[0].pid);
+      await blocker.query('begin');
+      const held = (await blocker.query('select pg_backend_pid() as pid')).rows[0].pid;
+      const moved = await client.query(add(n, 2000));
+      assert.strictEqual(moved.rows[0].s, n + 2000, 'moved statement');
+      assert.notStrictEqual(moved.rows[0].pid, held, 'ran on the server held by the blocker');
+      backends.add(moved.rows[0].pid);
+      await blocker.query('commit');
+    }
+    return backends.size;
+  } finally {
+    await client.end();
+    await blocker.end();
+  }
+}
+
 async function main() {
   const results = await Promise.all([...Array(CONNECTIONS).keys()].map(worker));
+  const forced = await forcedMoves();
   const backends = new Set();
   for (const r of results) r.backends.forEach((b) => backends.add(b));
   const moved = results.filter((r) => r.backends.size > 1).length;
   const queries = results.reduce((sum, r) => sum + r.queries, 0);
   console.log(
     `ok queries=${queries} connections=${results.length} backends=${backends.size} ` +
-      `moved=${moved} server_statements=${results[0].names}`,
+      `moved=${moved} forced_move_backends=${forced} server_statements=${results[0].names}`,
   );
 }
 

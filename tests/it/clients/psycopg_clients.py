@@ -96,6 +96,30 @@ def worker(i):
         results[i] = (queries, backends, names)
 
 
+def forced_moves():
+    """Deterministic moves: after conn's statement ran, the blocker opens a transaction
+    and so takes the server conn just released (pgmux hands out the most recently used
+    idle server); conn's next execution, only a Bind for psycopg, must then run on the
+    other server."""
+    backends = set()
+    query = "select %s::int + %s::int, pg_backend_pid()"
+    with psycopg.connect(URL, prepare_threshold=0, autocommit=True) as conn, \
+            psycopg.connect(URL, autocommit=True) as blocker:
+        for n in range(3):
+            row = conn.execute(query, (n, 1000)).fetchone()
+            check(row[0], n + 1000, "statement before the move")
+            backends.add(row[1])
+            blocker.execute("begin")
+            held = blocker.execute("select pg_backend_pid()").fetchone()[0]
+            row = conn.execute(query, (n, 2000)).fetchone()
+            check(row[0], n + 2000, "moved statement")
+            if row[1] == held:
+                raise AssertionError("ran on the server held by another transaction")
+            backends.add(row[1])
+            blocker.execute("commit")
+    return len(backends)
+
+
 def run(i):
     try:
         worker(i)
@@ -112,6 +136,7 @@ try:
         t.start()
     for t in threads:
         t.join()
+    forced = forced_moves()
 finally:
     with psycopg.connect(URL, autocommit=True) as setup:
         setup.execute(f"drop table if exists {TABLE}")
@@ -122,5 +147,6 @@ backends = set().union(*(r[1] for r in results.values()))
 moved = sum(1 for r in results.values() if len(r[1]) > 1)
 print(
     f"ok queries={sum(r[0] for r in results.values())} connections={len(results)} "
-    f"backends={len(backends)} moved={moved} server_statements={results[0][2] or ''}"
+    f"backends={len(backends)} moved={moved} forced_move_backends={forced} "
+    f"server_statements={results[0][2] or ''}"
 )

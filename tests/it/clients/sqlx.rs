@@ -10,9 +10,17 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
 use super::POOL_SIZE;
-use crate::harness::{self, pgmux, Pgmux};
+use crate::harness::{self, pgmux, Pgmux, PgmuxBuilder};
 
 const SQLX_CONNECTIONS: u32 = 10;
+
+/// sqlx sends `extra_float_digits=2` at startup, which pgmux (like PgBouncer) refuses
+/// unless configured: tracking it makes every server apply it for sqlx's connections.
+fn sqlx_pgmux() -> PgmuxBuilder {
+    pgmux()
+        .setting("default_pool_size", &POOL_SIZE.to_string())
+        .setting("track_extra_parameters", r#"["extra_float_digits"]"#)
+}
 
 async fn sqlx_pool(pgmux: &Pgmux, statement_cache: usize) -> PgPool {
     let options: PgConnectOptions = pgmux.url("app", "secret", "app").parse().unwrap();
@@ -23,6 +31,9 @@ async fn sqlx_pool(pgmux: &Pgmux, statement_cache: usize) -> PgPool {
         .await
         .unwrap_or_else(|e| panic!("sqlx pool through pgmux: {e}"))
 }
+
+const TEXT_PID: &str = "select $1::text || '-' || $2::text as s, pg_backend_pid() as pid, \
+     current_setting('extra_float_digits') as efd";
 
 /// One task: holds one sqlx connection for a batch of cached statements and returns the
 /// servers it saw. Every value is checked against what the arguments imply.
@@ -37,13 +48,15 @@ async fn task(pool: &PgPool, t: i32, rounds: i32) -> HashSet<i32> {
             .await
             .unwrap();
         assert_eq!(sum, n + t);
-        let row = sqlx::query("select $1::text || '-' || $2::text as s, pg_backend_pid() as pid")
+        let row = sqlx::query(TEXT_PID)
             .bind(format!("t{t}"))
             .bind(n.to_string())
             .fetch_one(&mut *conn)
             .await
             .unwrap();
         assert_eq!(row.get::<String, _>("s"), format!("t{t}-{n}"));
+        // sqlx's startup parameter, restored on every server (PostgreSQL's default is 1).
+        assert_eq!(row.get::<String, _>("efd"), "2");
         backends.insert(row.get::<i32, _>("pid"));
         let rows: Vec<(i64, i64)> =
             sqlx::query_as("select g::bigint, g::bigint * $1::bigint from generate_series(1, 3) g")
@@ -61,30 +74,61 @@ async fn run_tasks(pool: &PgPool, tasks: i32, rounds: i32) -> Vec<HashSet<i32>> 
     join_all((0..tasks).map(|t| task(pool, t, rounds))).await
 }
 
-fn assert_pooled(seen: &[HashSet<i32>]) {
+/// Under concurrency sqlx connections change servers on their own, but how often depends
+/// on timing; here one moves for certain. After sqlx's statement ran, a tokio-postgres
+/// blocker opens a transaction and so takes the server sqlx just released (pgmux hands
+/// out the most recently used idle server): sqlx's next execution of its cached
+/// statement, only a Bind, must run on the other server.
+async fn assert_pooled_and_moved(pool: &PgPool, pgmux: &Pgmux, seen: &[HashSet<i32>]) {
     let all: HashSet<i32> = seen.iter().flatten().copied().collect();
     assert!(
         all.len() <= POOL_SIZE,
         "{SQLX_CONNECTIONS} sqlx connections must share {POOL_SIZE} servers, saw {}",
         all.len()
     );
-    assert!(
-        seen.iter().any(|s| s.len() > 1),
-        "no sqlx connection ever changed servers, so statements were never moved"
+    let blocker = pgmux.app().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let mut backends = HashSet::new();
+    for n in 0..3 {
+        for (tag, blocked) in [("m", false), ("n", true)] {
+            let mut held = None;
+            if blocked {
+                blocker.batch_execute("begin").await.unwrap();
+                let row = blocker.query_one("select pg_backend_pid()", &[]).await;
+                held = Some(row.unwrap().get::<_, i32>(0));
+            }
+            let row = sqlx::query(TEXT_PID)
+                .bind(tag)
+                .bind(n.to_string())
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(row.get::<String, _>("s"), format!("{tag}-{n}"));
+            let pid = row.get::<i32, _>("pid");
+            assert_ne!(
+                Some(pid),
+                held,
+                "ran on the server another transaction holds"
+            );
+            backends.insert(pid);
+        }
+        blocker.batch_execute("commit").await.unwrap();
+    }
+    assert_eq!(
+        backends.len(),
+        POOL_SIZE,
+        "sqlx's statement ran on both servers"
     );
 }
 
 #[tokio::test]
 async fn sqlx_pool_with_its_statement_cache_on_two_servers() {
     let _guard = harness::shared();
-    let pgmux = pgmux()
-        .setting("default_pool_size", &POOL_SIZE.to_string())
-        .start()
-        .await;
+    let pgmux = sqlx_pgmux().start().await;
     let pool = sqlx_pool(&pgmux, 100).await;
     // 40 tasks over 10 sqlx connections over 2 servers.
     let seen = run_tasks(&pool, 40, 10).await;
-    assert_pooled(&seen);
+    assert_pooled_and_moved(&pool, &pgmux, &seen).await;
 
     // A transaction through the pool: its statements stay on one server until COMMIT,
     // and its insert is visible afterwards from any connection.
@@ -137,18 +181,20 @@ async fn sqlx_pool_with_its_statement_cache_on_two_servers() {
 #[tokio::test]
 async fn sqlx_with_tiny_statement_caches_on_both_sides() {
     let _guard = harness::shared();
-    let pgmux = pgmux()
-        .setting("default_pool_size", &POOL_SIZE.to_string())
+    let pgmux = sqlx_pgmux()
         .setting("max_prepared_statements", "2")
         .start()
         .await;
     let pool = sqlx_pool(&pgmux, 2).await;
     let seen = run_tasks(&pool, 20, 8).await;
-    assert_pooled(&seen);
+    assert_pooled_and_moved(&pool, &pgmux, &seen).await;
     let count: i64 = sqlx::query_scalar("select count(*) from pg_prepared_statements")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert!(count <= 2, "pgmux's per-server cache bound exceeded: {count}");
+    assert!(
+        count <= 2,
+        "pgmux's per-server cache bound exceeded: {count}"
+    );
     pool.close().await;
 }

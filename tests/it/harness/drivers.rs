@@ -62,8 +62,7 @@ fn install_python() -> Result<PathBuf, String> {
     let wanted = PYTHON_REQUIREMENTS.join("\n");
     let _lock = FileLock::acquire(&root, "venv")?;
     let marker = venv.join(".pgmux-requirements");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str())
-        && python.exists()
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) && python.exists()
     {
         return Ok(python);
     }
@@ -77,7 +76,13 @@ fn install_python() -> Result<PathBuf, String> {
     )?;
     run(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
             .args(PYTHON_REQUIREMENTS),
         "pip install",
     )?;
@@ -129,7 +134,10 @@ fn install_node() -> Result<PathBuf, String> {
         "requiring the installed pg",
     )?;
     std::fs::write(&marker, &wanted).map_err(|e| format!("write {marker:?}: {e}"))?;
-    eprintln!("client drivers: node project ready in {:?}", started.elapsed());
+    eprintln!(
+        "client drivers: node project ready in {:?}",
+        started.elapsed()
+    );
     Ok(modules)
 }
 
