@@ -73,26 +73,33 @@ async def one_connection(i, conn, counts):
     return backends
 
 
-async def forced_moves(conn, blocker, counts):
-    """Deterministic moves: after conn's statement ran, the blocker opens a transaction
-    and so takes the server conn just released (pgmux hands out the most recently used
-    idle server); conn's next execution, only a Bind for asyncpg, must then run on the
-    other server."""
-    backends = set()
+async def forced_moves(conn, blocker1, blocker2, counts):
+    """Deterministic moves on the two servers: while blocker 1 holds one server in an
+    open transaction, conn's statement can only run on the other; blocker 2 then takes
+    that one (waiting for it if need be) and blocker 1 lets go, so conn's next execution,
+    only a Bind, must run on the server it did not use just before."""
     query = "select $1::text || '-' || $2::text as s, pg_backend_pid() as pid"
-    for n in range(3):
-        row = await conn.fetchrow(query, "m", str(n))
-        check(row["s"], f"m-{n}", "statement before the move")
-        backends.add(row["pid"])
+
+    async def hold(blocker):
         await blocker.execute("begin")
-        held = await blocker.fetchval("select pg_backend_pid()")
-        row = await conn.fetchrow(query, "n", str(n))
-        check(row["s"], f"n-{n}", "moved statement")
+        return await blocker.fetchval("select pg_backend_pid()")
+
+    async def run(tag, n, held):
+        row = await conn.fetchrow(query, tag, str(n))
+        check(row["s"], f"{tag}-{n}", "moved statement")
         if row["pid"] == held:
             raise AssertionError("ran on the server held by another client's transaction")
-        backends.add(row["pid"])
-        await blocker.execute("commit")
-        counts["queries"] += 2
+        counts["queries"] += 1
+        return row["pid"]
+
+    backends = set()
+    for n in range(2):
+        held = await hold(blocker1)
+        backends.add(await run("m", n, held))
+        held = await hold(blocker2)
+        await blocker1.execute("commit")
+        backends.add(await run("n", n, held))
+        await blocker2.execute("commit")
     return len(backends)
 
 
@@ -117,7 +124,7 @@ async def main():
     await conns[0].execute(f"create table {TABLE} (conn int, n int)")
     try:
         seen = await asyncio.gather(*(one_connection(i, c, counts) for i, c in enumerate(conns)))
-        forced = await forced_moves(conns[0], conns[1], counts)
+        forced = await forced_moves(conns[0], conns[1], conns[2], counts)
         # Which names the last server holds: pgmux's own, never the driver's.
         names = await conns[0].fetchval(
             "select string_agg(name, ',' order by name) from pg_prepared_statements"

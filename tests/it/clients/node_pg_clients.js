@@ -84,33 +84,35 @@ async function worker(i) {
   }
 }
 
-// Deterministic moves: after the client's named statement ran, the blocker opens a
-// transaction and so takes the server the client just released (pgmux hands out the most
-// recently used idle server); the client's next execution, only a Bind for pg, must then
-// run on the other server.
+// Deterministic moves on the two servers: while blocker 1 holds one server in an open
+// transaction, the client's named statement can only run on the other; blocker 2 then
+// takes that one (waiting for it if need be) and blocker 1 lets go, so the client's next
+// execution, only a Bind, must run on the server it did not use just before.
 async function forcedMoves() {
-  const client = new Client({ connectionString: URL });
-  const blocker = new Client({ connectionString: URL });
-  await client.connect();
-  await blocker.connect();
+  const [client, blocker1, blocker2] = [0, 1, 2].map(() => new Client({ connectionString: URL }));
+  for (const c of [client, blocker1, blocker2]) await c.connect();
+  const hold = async (blocker) => {
+    await blocker.query('begin');
+    return (await blocker.query('select pg_backend_pid() as pid')).rows[0].pid;
+  };
+  const backends = new Set();
+  const run = async (n, held) => {
+    const r = await client.query(add(n, 1000));
+    assert.strictEqual(r.rows[0].s, n + 1000, 'moved statement');
+    assert.notStrictEqual(r.rows[0].pid, held, 'ran on the server held by a blocker');
+    backends.add(r.rows[0].pid);
+  };
   try {
-    const backends = new Set();
-    for (let n = 0; n < 3; n++) {
-      const before = await client.query(add(n, 1000));
-      assert.strictEqual(before.rows[0].s, n + 1000, 'statement before the move');
-      backends.add(before.rows[0].pid);
-      await blocker.query('begin');
-      const held = (await blocker.query('select pg_backend_pid() as pid')).rows[0].pid;
-      const moved = await client.query(add(n, 2000));
-      assert.strictEqual(moved.rows[0].s, n + 2000, 'moved statement');
-      assert.notStrictEqual(moved.rows[0].pid, held, 'ran on the server held by the blocker');
-      backends.add(moved.rows[0].pid);
-      await blocker.query('commit');
+    for (let n = 0; n < 2; n++) {
+      await run(n, await hold(blocker1));
+      const held = await hold(blocker2);
+      await blocker1.query('commit');
+      await run(n + 10, held);
+      await blocker2.query('commit');
     }
     return backends.size;
   } finally {
-    await client.end();
-    await blocker.end();
+    for (const c of [client, blocker1, blocker2]) await c.end();
   }
 }
 

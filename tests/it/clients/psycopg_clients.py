@@ -97,26 +97,33 @@ def worker(i):
 
 
 def forced_moves():
-    """Deterministic moves: after conn's statement ran, the blocker opens a transaction
-    and so takes the server conn just released (pgmux hands out the most recently used
-    idle server); conn's next execution, only a Bind for psycopg, must then run on the
-    other server."""
-    backends = set()
+    """Deterministic moves on the two servers: while blocker 1 holds one server in an
+    open transaction, conn's statement can only run on the other; blocker 2 then takes
+    that one (waiting for it if need be) and blocker 1 lets go, so conn's next execution,
+    only a Bind, must run on the server it did not use just before."""
     query = "select %s::int + %s::int, pg_backend_pid()"
+    backends = set()
     with psycopg.connect(URL, prepare_threshold=0, autocommit=True) as conn, \
-            psycopg.connect(URL, autocommit=True) as blocker:
-        for n in range(3):
-            row = conn.execute(query, (n, 1000)).fetchone()
-            check(row[0], n + 1000, "statement before the move")
-            backends.add(row[1])
+            psycopg.connect(URL, autocommit=True) as blocker1, \
+            psycopg.connect(URL, autocommit=True) as blocker2:
+
+        def hold(blocker):
             blocker.execute("begin")
-            held = blocker.execute("select pg_backend_pid()").fetchone()[0]
-            row = conn.execute(query, (n, 2000)).fetchone()
-            check(row[0], n + 2000, "moved statement")
+            return blocker.execute("select pg_backend_pid()").fetchone()[0]
+
+        def run(n, held):
+            row = conn.execute(query, (n, 1000)).fetchone()
+            check(row[0], n + 1000, "moved statement")
             if row[1] == held:
                 raise AssertionError("ran on the server held by another transaction")
             backends.add(row[1])
-            blocker.execute("commit")
+
+        for n in range(2):
+            run(n, hold(blocker1))
+            held = hold(blocker2)
+            blocker1.execute("commit")
+            run(n + 10, held)
+            blocker2.execute("commit")
     return len(backends)
 
 

@@ -75,10 +75,11 @@ async fn run_tasks(pool: &PgPool, tasks: i32, rounds: i32) -> Vec<HashSet<i32>> 
 }
 
 /// Under concurrency sqlx connections change servers on their own, but how often depends
-/// on timing; here one moves for certain. After sqlx's statement ran, a tokio-postgres
-/// blocker opens a transaction and so takes the server sqlx just released (pgmux hands
-/// out the most recently used idle server): sqlx's next execution of its cached
-/// statement, only a Bind, must run on the other server.
+/// on timing; here one moves for certain. While tokio-postgres blocker 1 holds one of the
+/// two servers in an open transaction, sqlx's statement can only run on the other;
+/// blocker 2 then takes that one (waiting for it if need be) and blocker 1 lets go, so
+/// sqlx's next execution of its cached statement, only a Bind, must run on the server it
+/// did not use just before.
 async fn assert_pooled_and_moved(pool: &PgPool, pgmux: &Pgmux, seen: &[HashSet<i32>]) {
     let all: HashSet<i32> = seen.iter().flatten().copied().collect();
     assert!(
@@ -86,33 +87,31 @@ async fn assert_pooled_and_moved(pool: &PgPool, pgmux: &Pgmux, seen: &[HashSet<i
         "{SQLX_CONNECTIONS} sqlx connections must share {POOL_SIZE} servers, saw {}",
         all.len()
     );
-    let blocker = pgmux.app().await;
+    let blockers = [pgmux.app().await, pgmux.app().await];
     let mut conn = pool.acquire().await.unwrap();
     let mut backends = HashSet::new();
-    for n in 0..3 {
-        for (tag, blocked) in [("m", false), ("n", true)] {
-            let mut held = None;
-            if blocked {
-                blocker.batch_execute("begin").await.unwrap();
-                let row = blocker.query_one("select pg_backend_pid()", &[]).await;
-                held = Some(row.unwrap().get::<_, i32>(0));
-            }
-            let row = sqlx::query(TEXT_PID)
-                .bind(tag)
-                .bind(n.to_string())
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(row.get::<String, _>("s"), format!("{tag}-{n}"));
-            let pid = row.get::<i32, _>("pid");
-            assert_ne!(
-                Some(pid),
-                held,
-                "ran on the server another transaction holds"
-            );
-            backends.insert(pid);
+    for n in 0..4 {
+        let (holder, other) = (&blockers[n % 2], &blockers[(n + 1) % 2]);
+        holder.batch_execute("begin").await.unwrap();
+        let held: i32 = holder
+            .query_one("select pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            // The other blocker's transaction ends only now: its server is the free one.
+            other.batch_execute("commit").await.unwrap();
         }
-        blocker.batch_execute("commit").await.unwrap();
+        let row = sqlx::query(TEXT_PID)
+            .bind("m")
+            .bind(n.to_string())
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>("s"), format!("m-{n}"));
+        let pid = row.get::<i32, _>("pid");
+        assert_ne!(pid, held, "ran on the server another transaction holds");
+        backends.insert(pid);
     }
     assert_eq!(
         backends.len(),
