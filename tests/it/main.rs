@@ -2,6 +2,12 @@
 //! is started once for all tests.
 mod harness;
 
+mod admin_console;
+mod admin_control;
+mod admin_metrics;
+mod admin_shapes;
+mod admin_states;
+mod admin_support;
 mod auth;
 mod clients;
 mod copy;
