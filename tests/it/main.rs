@@ -9,6 +9,7 @@ mod admin_shapes;
 mod admin_states;
 mod admin_support;
 mod auth;
+mod clients;
 mod copy;
 mod fuzz_input;
 mod harness_smoke;
