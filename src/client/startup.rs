@@ -213,13 +213,17 @@ fn requested_params(
         if name == "user" || name == "database" {
             continue;
         }
-        if let Some(canonical) = canonical_name(name, &settings.track_extra_parameters) {
-            params.set(canonical, value);
-        } else if !settings
+        // An explicit ignore wins over tracking, as the operator asked for it.
+        let ignored = settings
             .ignore_startup_parameters
             .iter()
-            .any(|i| i.eq_ignore_ascii_case(name))
-        {
+            .any(|i| i.eq_ignore_ascii_case(name));
+        if ignored {
+            continue;
+        }
+        if let Some(canonical) = canonical_name(name, &settings.track_extra_parameters) {
+            params.set(canonical, value);
+        } else {
             return Err(Refusal::new(
                 PROTOCOL_VIOLATION,
                 format!("unsupported startup parameter: {name}"),

@@ -239,7 +239,12 @@ impl Default for Settings {
             admin_users: Vec::new(),
             stats_users: Vec::new(),
             ignore_startup_parameters: Vec::new(),
-            track_extra_parameters: vec!["IntervalStyle".to_owned()],
+            // PgBouncer tracks IntervalStyle; pgmux also tracks extra_float_digits, which JDBC
+            // and sqlx send at startup, so they connect unchanged.
+            track_extra_parameters: vec![
+                "IntervalStyle".to_owned(),
+                "extra_float_digits".to_owned(),
+            ],
             application_name_add_host: false,
             max_prepared_statements: 200,
             max_packet_size: 2_147_483_647,

@@ -221,15 +221,23 @@ async fn psql_gets_server_version_and_client_encoding_as_postgresql_reports_them
 }
 
 #[tokio::test]
-async fn extra_float_digits_is_refused_unless_listed_in_ignore_startup_parameters() {
+async fn unknown_startup_parameters_are_refused_unless_ignored_and_extra_float_digits_is_tracked() {
     let _guard = harness::shared();
-    // JDBC sends extra_float_digits in its startup packet.
+    // JDBC and sqlx send extra_float_digits in their startup packet: tracked by default,
+    // so the session really runs with it.
     let login = [
         ("user", "app"),
         ("database", "app"),
         ("extra_float_digits", "3"),
     ];
-    let strict = pgmux().start().await;
+    let tracking = pgmux().setting("auth_type", "\"trust\"").start().await;
+    let mut conn = RawConn::login(tracking.addr(), &login).await.unwrap();
+    assert_eq!(conn.query_value("show extra_float_digits").await, "3");
+    // A parameter nobody configured is refused, as PgBouncer does.
+    let strict = pgmux()
+        .setting("track_extra_parameters", "[]")
+        .start()
+        .await;
     let mut conn = RawConn::start(strict.addr(), &login).await;
     let (tag, body) = conn.read().await.expect("an answer to the startup packet");
     assert_eq!(tag, b'E', "expected an ErrorResponse");

@@ -36,7 +36,10 @@ fn empty_file_gives_pgbouncer_defaults() {
     assert_eq!(settings.auth_type, AuthType::Md5);
     assert!(settings.admin_users.is_empty() && settings.stats_users.is_empty());
     assert!(settings.ignore_startup_parameters.is_empty());
-    assert_eq!(settings.track_extra_parameters, ["IntervalStyle"]);
+    assert_eq!(
+        settings.track_extra_parameters,
+        ["IntervalStyle", "extra_float_digits"]
+    );
     assert!(!settings.application_name_add_host);
     assert_eq!(settings.shutdown_timeout, Duration::from_secs(30));
     assert_eq!(settings.workers, 0);
