@@ -12,3 +12,4 @@ pub mod server;
 pub mod shutdown;
 pub mod statements;
 pub mod stats;
+pub mod tls;

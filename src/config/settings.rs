@@ -175,6 +175,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Tokio worker threads; 0 = one per core.
     pub workers: usize,
+    /// TLS towards clients and towards PostgreSQL.
+    pub tls: super::TlsSettings,
     pub databases: BTreeMap<String, DatabaseSettings>,
     pub users: BTreeMap<String, UserSettings>,
 }
@@ -217,6 +219,7 @@ impl Default for Settings {
             max_prepared_statements: 200,
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
+            tls: super::TlsSettings::default(),
             databases: BTreeMap::new(),
             users: BTreeMap::new(),
         }

@@ -1,51 +1,132 @@
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::TlsStream;
 
-/// A connected socket, TCP or unix domain.
+/// A connected socket: TCP, unix domain, or TLS over TCP (either direction: pgmux as the
+/// TLS server towards clients, as the TLS client towards PostgreSQL).
+///
+/// An enum rather than a trait object so the relay's reads and writes stay statically
+/// dispatched. TLS state is boxed: it is large and only TLS connections pay for it.
 #[derive(Debug)]
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// What is left after a failed TLS handshake took the socket: every operation fails.
+    Closed,
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
 }
 
 impl Stream {
     /// Waits until the socket has something to read (or is closed) without reading it:
     /// an idle client owns no read buffer while it waits here.
+    ///
+    /// TLS: ready at once when rustls already holds decrypted bytes (or the peer's
+    /// close_notify), else when the socket is readable. The bytes that arrive may be only
+    /// part of a TLS record, so a following `try_read*` may still say `WouldBlock`. An
+    /// idle TLS client keeps rustls's (small) buffers: unlike a plain socket it is not
+    /// free, but costs a few kilobytes.
     pub async fn readable(&self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
+            Stream::Tls(s) => {
+                let (socket, state) = s.get_ref();
+                if !state.wants_read() {
+                    return Ok(());
+                }
+                socket.readable().await
+            }
+            Stream::Closed => Err(closed()),
         }
     }
 
     /// Non-blocking read into a slice. Costs no syscall when the reactor has seen nothing
     /// arrive.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.try_read(buf),
             Stream::Unix(s) => s.try_read(buf),
+            Stream::Tls(_) => {
+                let mut read = ReadBuf::new(buf);
+                self.poll_now(&mut read)?;
+                Ok(read.filled().len())
+            }
+            Stream::Closed => Err(closed()),
         }
     }
 
     /// Non-blocking read. Costs no syscall when the reactor has seen nothing arrive.
-    pub fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+    pub fn try_read_buf(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.try_read_buf(buf),
             Stream::Unix(s) => s.try_read_buf(buf),
+            Stream::Tls(_) => {
+                use bytes::BufMut;
+                let spare = buf.chunk_mut();
+                // SAFETY: ReadBuf::uninit never de-initialises, and only `filled` bytes
+                // (initialised by the read) are exposed through advance_mut.
+                let spare = unsafe { spare.as_uninit_slice_mut() };
+                let mut read = ReadBuf::uninit(spare);
+                self.poll_now(&mut read)?;
+                let n = read.filled().len();
+                // SAFETY: the first n bytes of the spare capacity were just written.
+                unsafe { buf.advance_mut(n) };
+                Ok(n)
+            }
+            Stream::Closed => Err(closed()),
+        }
+    }
+
+    /// One poll of a TLS read, without a task to wake: `Pending` becomes `WouldBlock`,
+    /// like the plain sockets' `try_read`.
+    fn poll_now(&mut self, read: &mut ReadBuf<'_>) -> io::Result<()> {
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        match Pin::new(self).poll_read(&mut cx, read) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
     pub fn peer_description(&self) -> String {
+        let tcp = match self {
+            Stream::Tcp(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+            Stream::Unix(_) => return "unix".into(),
+            Stream::Closed => return "?".into(),
+        };
+        tcp.peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "?".into())
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Takes the stream out, leaving `Closed`: for wrapping a TCP socket in TLS.
+    pub fn take(&mut self) -> Stream {
+        std::mem::replace(self, Stream::Closed)
+    }
+
+    /// The certificate the TLS peer presented (DER, leaf first), if any.
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
         match self {
-            Stream::Tcp(s) => s
-                .peer_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_else(|_| "?".into()),
-            Stream::Unix(_) => "unix".into(),
+            Stream::Tls(s) => s
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| cert.as_ref()),
+            _ => None,
         }
     }
 }
@@ -59,6 +140,8 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
 }
@@ -72,6 +155,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
 
@@ -79,6 +164,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
 
@@ -86,6 +173,20 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
         }
     }
+}
+
+/// A waker that does nothing (`Waker::noop` needs a newer Rust than our MSRV).
+fn noop_waker() -> Waker {
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        |_| RawWaker::new(std::ptr::null(), &VTABLE),
+        |_| {},
+        |_| {},
+        |_| {},
+    );
+    // SAFETY: every vtable function ignores the (null) data pointer.
+    unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
 }
