@@ -19,4 +19,6 @@ mod session_only;
 mod session_settings;
 mod support;
 mod timeouts;
+mod tls_client;
+mod tls_server;
 mod wire;
