@@ -17,7 +17,7 @@ mod scram;
 mod secret;
 
 pub use password::{md5_hash, verify_cleartext, verify_md5};
-pub use scram::ScramServer;
+pub use scram::{remember_client_key, ScramKeyClient, ScramServer};
 pub use secret::{ScramSecret, Secret};
 
 #[derive(Debug, thiserror::Error)]

@@ -149,6 +149,11 @@ async fn scram(
         .map_err(|e| auth_error(e, user))?;
     out.clear();
     builders::authentication_sasl_final(&mut out, &server_final);
+    // The proven ClientKey lets pgmux log in to PostgreSQL as this user when only the
+    // SCRAM secret is configured (no plaintext password anywhere).
+    if let (Some(Secret::Scram(secret)), Some(client_key)) = (secret, server.client_key()) {
+        crate::auth::remember_client_key(secret, client_key);
+    }
     write(stream, &out).await
 }
 

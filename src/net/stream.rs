@@ -1,6 +1,6 @@
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::task::{ready, Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
@@ -28,16 +28,18 @@ impl Stream {
     /// Waits until the socket has something to read (or is closed) without reading it:
     /// an idle client owns no read buffer while it waits here.
     ///
-    /// TLS: ready at once when rustls already holds decrypted bytes (or the peer's
-    /// close_notify), else when the socket is readable. The bytes that arrive may be only
-    /// part of a TLS record, so a following `try_read*` may still say `WouldBlock`. An
-    /// idle TLS client keeps rustls's (small) buffers: unlike a plain socket it is not
-    /// free, but costs a few kilobytes.
-    pub async fn readable(&self) -> io::Result<()> {
+    /// TLS: first sends whatever rustls still holds of earlier writes (see
+    /// `poll_write`), then is ready at once when rustls already holds decrypted bytes (or
+    /// the peer's close_notify), else when the socket is readable. The bytes that arrive
+    /// may be only part of a TLS record, so a following `try_read*` may still say
+    /// `WouldBlock`. An idle TLS client keeps rustls's (small) buffers: unlike a plain
+    /// socket it is not free, but costs a few kilobytes.
+    pub async fn readable(&mut self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
             Stream::Tls(s) => {
+                std::future::poll_fn(|cx| push_pending(s, cx)).await?;
                 let (socket, state) = s.get_ref();
                 if !state.wants_read() {
                     return Ok(());
@@ -88,9 +90,14 @@ impl Stream {
     /// One poll of a TLS read, without a task to wake: `Pending` becomes `WouldBlock`,
     /// like the plain sockets' `try_read`.
     fn poll_now(&mut self, read: &mut ReadBuf<'_>) -> io::Result<()> {
+        let Stream::Tls(s) = self else {
+            unreachable!("only TLS streams are polled without a task")
+        };
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
-        match Pin::new(self).poll_read(&mut cx, read) {
+        // The TLS stream's own poll_read: no pending-write push, which would park a
+        // no-op waker in the socket's write slot.
+        match Pin::new(s.as_mut()).poll_read(&mut cx, read) {
             Poll::Ready(result) => result,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -140,7 +147,14 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Tls(s) => {
+                // Drive out what an earlier write left in rustls; a Pending here just
+                // registers interest in writability, the read goes on regardless.
+                if let Poll::Ready(Err(error)) = push_pending(s, cx) {
+                    return Poll::Ready(Err(error));
+                }
+                Pin::new(s.as_mut()).poll_read(cx, buf)
+            }
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -155,7 +169,19 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            // rustls may accept plaintext and then find the socket full: the record stays
+            // in rustls, and `write_all` returns without a flush (plain sockets never need
+            // one, so the relay does not flush). Leftovers are therefore pushed before new
+            // data is taken, after it (best effort), and by every read and `readable`,
+            // which is where the relay waits next.
+            Stream::Tls(s) => {
+                ready!(push_pending(s, cx))?;
+                let written = ready!(Pin::new(s.as_mut()).poll_write(cx, buf))?;
+                if let Poll::Ready(Err(error)) = push_pending(s, cx) {
+                    return Poll::Ready(Err(error));
+                }
+                Poll::Ready(Ok(written))
+            }
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -176,6 +202,15 @@ impl AsyncWrite for Stream {
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Closed => Poll::Ready(Ok(())),
         }
+    }
+}
+
+/// Writes out TLS records rustls holds from earlier writes.
+fn push_pending(s: &mut TlsStream<TcpStream>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    if s.get_ref().1.wants_write() {
+        Pin::new(s).poll_flush(cx)
+    } else {
+        Poll::Ready(Ok(()))
     }
 }
 

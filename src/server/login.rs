@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::{error_field, error_message, ServerConn, ServerError};
+use crate::auth::{ScramKeyClient, ScramSecret, Secret};
 use crate::config::SslMode;
 use crate::net::Stream;
 use crate::params::Params;
@@ -152,7 +153,7 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
     frontend::startup_message(params, &mut out)
         .map_err(|e| ServerError::Protocol(e.to_string()))?;
     conn.stream.write_all(&out).await?;
-    let mut scram: Option<ScramSha256> = None;
+    let mut scram: Option<ScramClient> = None;
     loop {
         let (tag, mut body) = conn.read_message().await?;
         out.clear();
@@ -175,7 +176,6 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
                         )?;
                     }
                     10 => {
-                        let password = password(target)?;
                         let offered: Vec<&str> = sasl_mechanisms(&body).collect();
                         // Over TLS, bind the exchange to the server's certificate when the
                         // server offers it: a man in the middle then cannot relay it.
@@ -183,39 +183,51 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
                             .stream
                             .peer_certificate()
                             .map(crate::tls::end_point_hash);
-                        let (mechanism, binding) = match end_point {
-                            Some(hash) if offered.contains(&SCRAM_SHA_256_PLUS) => (
-                                SCRAM_SHA_256_PLUS,
-                                ChannelBinding::tls_server_end_point(hash),
-                            ),
-                            Some(_) => (SCRAM_SHA_256, ChannelBinding::unrequested()),
-                            None => (SCRAM_SHA_256, ChannelBinding::unsupported()),
-                        };
+                        let plus = end_point.is_some() && offered.contains(&SCRAM_SHA_256_PLUS);
+                        let mechanism = if plus { SCRAM_SHA_256_PLUS } else { SCRAM_SHA_256 };
                         if !offered.contains(&mechanism) {
                             return Err(ServerError::Login(
                                 "server offers no SCRAM-SHA-256".into(),
                             ));
                         }
-                        let client = ScramSha256::new(password.as_bytes(), binding);
-                        frontend::sasl_initial_response(mechanism, client.message(), &mut out)?;
+                        let client = match scram_secret(target)? {
+                            Some(secret) => {
+                                let binding = end_point.filter(|_| plus);
+                                ScramClient::Keys(ScramKeyClient::new(&secret, binding).ok_or_else(
+                                    || {
+                                        ServerError::Login(format!(
+                                            "only a SCRAM secret is configured for \"{}\": \
+                                             a client must log in with its password first",
+                                            target.user
+                                        ))
+                                    },
+                                )?)
+                            }
+                            None => {
+                                let binding = match end_point {
+                                    Some(hash) if plus => ChannelBinding::tls_server_end_point(hash),
+                                    Some(_) => ChannelBinding::unrequested(),
+                                    None => ChannelBinding::unsupported(),
+                                };
+                                let password = password(target)?;
+                                ScramClient::Password(ScramSha256::new(password.as_bytes(), binding))
+                            }
+                        };
+                        frontend::sasl_initial_response(mechanism, &client.first(), &mut out)?;
                         scram = Some(client);
                     }
                     11 => {
                         let client = scram.as_mut().ok_or_else(|| {
                             ServerError::Protocol("unexpected SASL continue".into())
                         })?;
-                        client
-                            .update(&body)
-                            .map_err(|e| ServerError::Login(e.to_string()))?;
-                        frontend::sasl_response(client.message(), &mut out)?;
+                        let response = client.update(&body)?;
+                        frontend::sasl_response(&response, &mut out)?;
                     }
                     12 => {
-                        let mut client = scram
+                        let client = scram
                             .take()
                             .ok_or_else(|| ServerError::Protocol("unexpected SASL final".into()))?;
-                        client
-                            .finish(&body)
-                            .map_err(|e| ServerError::Login(e.to_string()))?;
+                        client.finish(&body)?;
                     }
                     other => {
                         return Err(ServerError::Login(format!(
@@ -242,6 +254,60 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
             // NoticeResponse, NegotiateProtocolVersion: nothing to act on.
             _ => {}
         }
+    }
+}
+
+/// SCRAM towards the server: with the password, or with the keys a client proved.
+enum ScramClient {
+    Password(ScramSha256),
+    Keys(ScramKeyClient),
+}
+
+impl ScramClient {
+    fn first(&self) -> Vec<u8> {
+        match self {
+            ScramClient::Password(client) => client.message().to_vec(),
+            ScramClient::Keys(client) => client.client_first(),
+        }
+    }
+
+    fn update(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ServerError> {
+        match self {
+            ScramClient::Password(client) => {
+                client
+                    .update(server_first)
+                    .map_err(|e| ServerError::Login(e.to_string()))?;
+                Ok(client.message().to_vec())
+            }
+            ScramClient::Keys(client) => client
+                .server_first(server_first)
+                .map_err(|e| ServerError::Login(e.to_string())),
+        }
+    }
+
+    fn finish(self, server_final: &[u8]) -> Result<(), ServerError> {
+        match self {
+            ScramClient::Password(mut client) => client
+                .finish(server_final)
+                .map_err(|e| ServerError::Login(e.to_string())),
+            ScramClient::Keys(client) => client
+                .server_final(server_final)
+                .map_err(|e| ServerError::Login(e.to_string())),
+        }
+    }
+}
+
+/// The configured password when it is a `SCRAM-SHA-256$…` secret.
+fn scram_secret(target: &ServerTarget) -> Result<Option<ScramSecret>, ServerError> {
+    match target.password.as_deref() {
+        Some(stored) if stored.starts_with("SCRAM-SHA-256$") => match Secret::parse(stored) {
+            Ok(Secret::Scram(secret)) => Ok(Some(secret)),
+            _ => Err(ServerError::Login(format!(
+                "the SCRAM secret configured for \"{}\" is invalid",
+                target.user
+            ))),
+        },
+        _ => Ok(None),
     }
 }
 

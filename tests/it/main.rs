@@ -16,6 +16,7 @@ mod queries;
 mod raw_wire;
 mod resilience;
 mod session_only;
+mod scram_keys;
 mod session_settings;
 mod support;
 mod timeouts;

@@ -3,6 +3,7 @@
 //! packet's. On TLS connections SCRAM-SHA-256-PLUS binds the exchange to the
 //! connection with `tls-server-end-point` (RFC 5929), as PostgreSQL does.
 
+mod client;
 mod messages;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,7 @@ use rand::RngCore;
 
 use super::secret::{hmac_sha256, sha256, ScramSecret, Secret};
 use super::{constant_time_eq, AuthError};
+pub use client::{remember_client_key, ScramKeyClient};
 use messages::{parse_client_final, parse_client_first, Cbind};
 
 /// The only channel-binding type PostgreSQL (and so pgmux) supports.
