@@ -124,7 +124,9 @@ impl Shared {
             let still_same = settings
                 .databases
                 .get(&key.database)
-                .map(|db| server_target(&settings, db, &key.user, self.tls.server()) == *pool.target)
+                .map(|db| {
+                    server_target(&settings, db, &key.user, self.tls.server()) == *pool.target
+                })
                 .unwrap_or(false);
             if still_same {
                 pool.set_limits(limits(&settings, &key.database, &key.user));

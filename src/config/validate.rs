@@ -8,8 +8,8 @@ use super::error::ConfigError;
 use super::provenance::Provenance;
 use super::raw::{RawConfig, RawDatabase, RawUser, StringList};
 use super::settings::{DatabaseSettings, Settings, UserSettings};
-use super::TlsSettings;
 use super::values;
+use super::TlsSettings;
 
 pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, ConfigError> {
     let defaults = Settings::default();

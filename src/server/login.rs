@@ -133,9 +133,8 @@ async fn start_tls(mut socket: TcpStream, target: &ServerTarget) -> Result<Strea
             )))
         }
     }
-    let name = rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|_| {
-        ServerError::Login(format!("invalid server name for TLS: {}", target.host))
-    })?;
+    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+        .map_err(|_| ServerError::Login(format!("invalid server name for TLS: {}", target.host)))?;
     let tls = connector.connect(name, socket).await.map_err(|error| {
         ServerError::Login(format!(
             "TLS handshake failed (server_tls_sslmode = \"{mode}\"): {error}"
@@ -184,7 +183,11 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
                             .peer_certificate()
                             .map(crate::tls::end_point_hash);
                         let plus = end_point.is_some() && offered.contains(&SCRAM_SHA_256_PLUS);
-                        let mechanism = if plus { SCRAM_SHA_256_PLUS } else { SCRAM_SHA_256 };
+                        let mechanism = if plus {
+                            SCRAM_SHA_256_PLUS
+                        } else {
+                            SCRAM_SHA_256
+                        };
                         if !offered.contains(&mechanism) {
                             return Err(ServerError::Login(
                                 "server offers no SCRAM-SHA-256".into(),
@@ -193,24 +196,29 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
                         let client = match scram_secret(target)? {
                             Some(secret) => {
                                 let binding = end_point.filter(|_| plus);
-                                ScramClient::Keys(ScramKeyClient::new(&secret, binding).ok_or_else(
-                                    || {
+                                ScramClient::Keys(
+                                    ScramKeyClient::new(&secret, binding).ok_or_else(|| {
                                         ServerError::Login(format!(
                                             "only a SCRAM secret is configured for \"{}\": \
                                              a client must log in with its password first",
                                             target.user
                                         ))
-                                    },
-                                )?)
+                                    })?,
+                                )
                             }
                             None => {
                                 let binding = match end_point {
-                                    Some(hash) if plus => ChannelBinding::tls_server_end_point(hash),
+                                    Some(hash) if plus => {
+                                        ChannelBinding::tls_server_end_point(hash)
+                                    }
                                     Some(_) => ChannelBinding::unrequested(),
                                     None => ChannelBinding::unsupported(),
                                 };
                                 let password = password(target)?;
-                                ScramClient::Password(ScramSha256::new(password.as_bytes(), binding))
+                                ScramClient::Password(ScramSha256::new(
+                                    password.as_bytes(),
+                                    binding,
+                                ))
                             }
                         };
                         frontend::sasl_initial_response(mechanism, &client.first(), &mut out)?;

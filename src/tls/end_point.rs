@@ -76,6 +76,9 @@ mod tests {
 
     #[test]
     fn falls_back_to_sha256() {
-        assert_eq!(end_point_hash(b"garbage"), Sha256::digest(b"garbage").to_vec());
+        assert_eq!(
+            end_point_hash(b"garbage"),
+            Sha256::digest(b"garbage").to_vec()
+        );
     }
 }

@@ -117,7 +117,8 @@ impl TlsState {
         let server = server_side(settings)?;
         self.client.store(client.map(Arc::new));
         self.server.store(server.map(Arc::new));
-        self.server_mode.store(Arc::new(settings.server_tls_sslmode));
+        self.server_mode
+            .store(Arc::new(settings.server_tls_sslmode));
         Ok(())
     }
 

@@ -38,7 +38,11 @@ async fn scram_secret_only_user_reaches_postgres_with_the_proven_keys() {
             .query_one("select current_user::text", &[])
             .await
             .unwrap();
-        assert_eq!(row.get::<_, String>(0), role, "server_tls_sslmode {server_tls}");
+        assert_eq!(
+            row.get::<_, String>(0),
+            role,
+            "server_tls_sslmode {server_tls}"
+        );
 
         let error = pgmux
             .try_connect(&role, "a wrong guess", "app")

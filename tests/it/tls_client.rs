@@ -109,7 +109,11 @@ async fn channel_binding_require_fails_without_tls_to_pgmux() {
     let pki = TestPki::new("prefer CA");
     let cert = pki.server_cert("pgmux");
     let pgmux = tls_pgmux("prefer", &pki, &cert).await;
-    let out = psql(&pgmux, "sslmode=disable channel_binding=require", "select 1");
+    let out = psql(
+        &pgmux,
+        "sslmode=disable channel_binding=require",
+        "select 1",
+    );
     assert!(!out.success(), "{}", out.stdout);
     assert!(out.stderr.contains("channel binding"), "{}", out.stderr);
     // prefer still serves plaintext clients.

@@ -98,8 +98,10 @@ impl ScramKeyClient {
             .iter_mut()
             .zip(self.client_key)
             .for_each(|(p, k)| *p ^= k);
-        self.expected_server_signature =
-            Some(hmac_sha256(&self.secret.server_key, auth_message.as_bytes()));
+        self.expected_server_signature = Some(hmac_sha256(
+            &self.secret.server_key,
+            auth_message.as_bytes(),
+        ));
         Ok(format!("{without_proof},p={}", STANDARD.encode(proof)).into_bytes())
     }
 

@@ -112,7 +112,10 @@ impl Postgres {
     /// Certificate and key (PEM files) of role `certuser`, which PostgreSQL lets in only
     /// with this client certificate.
     pub fn certuser_files(&self) -> (PathBuf, PathBuf) {
-        (self.root.join("certuser.crt"), self.root.join("certuser.key"))
+        (
+            self.root.join("certuser.crt"),
+            self.root.join("certuser.key"),
+        )
     }
 
     /// A PostgreSQL client or server binary of the version the cluster runs.
