@@ -42,6 +42,7 @@ pub(crate) struct RawConfig {
     pub track_extra_parameters: Option<StringList>,
     pub application_name_add_host: Option<Scalar>,
     pub max_prepared_statements: Option<Scalar>,
+    pub max_packet_size: Option<Scalar>,
     pub shutdown_timeout: Option<Scalar>,
     pub workers: Option<Scalar>,
     // TLS (see config/tls.rs)
@@ -53,6 +54,14 @@ pub(crate) struct RawConfig {
     pub server_tls_ca_file: Option<Scalar>,
     pub server_tls_cert_file: Option<Scalar>,
     pub server_tls_key_file: Option<Scalar>,
+    // Admin console, statistics, metrics and logging (issue 3).
+    pub stats_period: Option<Scalar>,
+    pub metrics_listen: Option<Scalar>,
+    pub log_connections: Option<Scalar>,
+    pub log_disconnections: Option<Scalar>,
+    pub log_pooler_errors: Option<Scalar>,
+    pub log_stats: Option<Scalar>,
+    pub log_format: Option<Scalar>,
     pub databases: BTreeMap<String, RawDatabase>,
     pub users: BTreeMap<String, RawUser>,
 }

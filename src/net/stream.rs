@@ -115,6 +115,15 @@ impl Stream {
             .unwrap_or_else(|_| "?".into())
     }
 
+    /// The TCP socket underneath (plain or TLS); None for unix sockets.
+    pub fn tcp_socket(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Tcp(s) => Some(s),
+            Stream::Tls(s) => Some(s.get_ref().0),
+            Stream::Unix(_) | Stream::Closed => None,
+        }
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }

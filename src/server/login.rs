@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::{error_field, error_message, ServerConn, ServerError};
-use crate::auth::{ScramKeyClient, ScramSecret, Secret};
+use crate::auth::{proven_client_key, ScramKeyClient, ScramSecret, Secret};
 use crate::config::SslMode;
 use crate::net::Stream;
 use crate::params::Params;
@@ -183,7 +183,7 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
                             .peer_certificate()
                             .map(crate::tls::end_point_hash);
                         let plus = end_point.is_some() && offered.contains(&SCRAM_SHA_256_PLUS);
-                        let mechanism = if plus {
+                        let mut mechanism = if plus {
                             SCRAM_SHA_256_PLUS
                         } else {
                             SCRAM_SHA_256
@@ -194,17 +194,17 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
                             ));
                         }
                         let client = match scram_secret(target)? {
+                            // Keys proven by a client: no channel binding on this path.
                             Some(secret) => {
-                                let binding = end_point.filter(|_| plus);
-                                ScramClient::Keys(
-                                    ScramKeyClient::new(&secret, binding).ok_or_else(|| {
-                                        ServerError::Login(format!(
-                                            "only a SCRAM secret is configured for \"{}\": \
-                                             a client must log in with its password first",
-                                            target.user
-                                        ))
-                                    })?,
-                                )
+                                mechanism = SCRAM_SHA_256;
+                                let key = proven_client_key(&secret).ok_or_else(|| {
+                                    ServerError::Login(format!(
+                                        "only a SCRAM secret is configured for \"{}\": \
+                                         a client must log in with its password first",
+                                        target.user
+                                    ))
+                                })?;
+                                ScramClient::Keys(ScramKeyClient::new(key, secret))
                             }
                             None => {
                                 let binding = match end_point {
@@ -275,7 +275,7 @@ impl ScramClient {
     fn first(&self) -> Vec<u8> {
         match self {
             ScramClient::Password(client) => client.message().to_vec(),
-            ScramClient::Keys(client) => client.client_first(),
+            ScramClient::Keys(client) => client.message().to_vec(),
         }
     }
 
@@ -287,9 +287,12 @@ impl ScramClient {
                     .map_err(|e| ServerError::Login(e.to_string()))?;
                 Ok(client.message().to_vec())
             }
-            ScramClient::Keys(client) => client
-                .server_first(server_first)
-                .map_err(|e| ServerError::Login(e.to_string())),
+            ScramClient::Keys(client) => {
+                client
+                    .update(server_first)
+                    .map_err(|e| ServerError::Login(e.to_string()))?;
+                Ok(client.message().to_vec())
+            }
         }
     }
 
@@ -299,7 +302,7 @@ impl ScramClient {
                 .finish(server_final)
                 .map_err(|e| ServerError::Login(e.to_string())),
             ScramClient::Keys(client) => client
-                .server_final(server_final)
+                .finish(server_final)
                 .map_err(|e| ServerError::Login(e.to_string())),
         }
     }
@@ -347,7 +350,12 @@ fn md5_response(target: &ServerTarget, salt: [u8; 4]) -> Result<String, ServerEr
             let mut digest = Md5::new();
             digest.update(&hash.as_bytes()[3..]);
             digest.update(salt);
-            Ok(format!("md5{:x}", digest.finalize()))
+            let hex: String = digest
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Ok(format!("md5{hex}"))
         }
         _ => Ok(postgres_protocol::authentication::md5_hash(
             target.user.as_bytes(),

@@ -3,8 +3,8 @@
 //! packet's. On TLS connections SCRAM-SHA-256-PLUS binds the exchange to the
 //! connection with `tls-server-end-point` (RFC 5929), as PostgreSQL does.
 
-mod client;
 mod messages;
+mod proven;
 #[cfg(test)]
 mod tests;
 
@@ -13,12 +13,12 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rand::RngCore;
+use rand::Rng;
 
 use super::secret::{hmac_sha256, sha256, ScramSecret, Secret};
 use super::{constant_time_eq, AuthError};
-pub use client::{remember_client_key, ScramKeyClient};
 use messages::{parse_client_final, parse_client_first, Cbind};
+pub use proven::{proven_client_key, remember_client_key};
 
 /// The only channel-binding type PostgreSQL (and so pgmux) supports.
 pub const TLS_SERVER_END_POINT: &str = "tls-server-end-point";
