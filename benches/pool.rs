@@ -42,6 +42,7 @@ fn pool(port: u16, pool_size: usize) -> Arc<Pool> {
         dbname: cluster::DATABASE.to_owned(),
         user: cluster::USER.to_owned(),
         password: None,
+        tls: pgmux::tls::ServerTls::disabled(),
     };
     let key = PoolKey {
         database: cluster::DATABASE.to_owned(),

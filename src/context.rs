@@ -20,6 +20,8 @@ pub struct Shared {
     /// SCRAM secrets derived from plain-text passwords in `[users]`, once per password:
     /// deriving one costs 4,096 HMAC rounds, too much to pay on every login.
     pub derived_secrets: DashMap<(String, String), Arc<crate::auth::ScramSecret>>,
+    /// TLS towards clients and towards servers; certificates re-read on reload.
+    pub tls: crate::tls::TlsState,
     /// Client connections open now, logging in or logged in: a drain waits for them.
     pub clients: AtomicUsize,
     /// Clients past their startup packet, counted against `max_client_conn`. Sockets
@@ -50,6 +52,7 @@ impl Shared {
     pub fn new(settings: Settings) -> Arc<Shared> {
         let (drain, _) = crate::shutdown::channel();
         Arc::new(Shared {
+            tls: crate::tls::TlsState::new(&settings.tls),
             settings: ArcSwap::from_pointee(settings),
             pools: DashMap::new(),
             cancels: CancelMap::default(),
@@ -110,7 +113,7 @@ impl Shared {
             .databases
             .get(database)
             .ok_or(PoolLookup::NoSuchDatabase)?;
-        let target = server_target(&settings, db, user);
+        let target = server_target(&settings, db, user, self.tls.server());
         let key = PoolKey {
             database: database.to_owned(),
             user: target.user.clone(),
@@ -139,13 +142,18 @@ impl Shared {
     /// servers and take the new limits; the others close (their busy servers when
     /// released) and are recreated on the next login.
     pub fn reload(&self, new: Settings) {
+        if let Err(error) = self.tls.reload(&new.tls) {
+            tracing::error!("TLS reload failed, keeping the old certificates: {error}");
+        }
         self.settings.store(Arc::new(new));
         let settings = self.settings();
         self.pools.retain(|key, pool| {
             let still_same = settings
                 .databases
                 .get(&key.database)
-                .map(|db| server_target(&settings, db, &key.user) == *pool.target)
+                .map(|db| {
+                    server_target(&settings, db, &key.user, self.tls.server()) == *pool.target
+                })
                 .unwrap_or(false);
             if still_same {
                 pool.set_limits(limits(&settings, &key.database, &key.user));
@@ -194,7 +202,12 @@ impl Shared {
 
 /// Who pgmux logs in as: the database's forced user, else the client's own name with the
 /// password from `[users]`.
-fn server_target(settings: &Settings, db: &DatabaseSettings, client_user: &str) -> ServerTarget {
+fn server_target(
+    settings: &Settings,
+    db: &DatabaseSettings,
+    client_user: &str,
+    tls: crate::tls::ServerTls,
+) -> ServerTarget {
     let (user, password) = match &db.user {
         Some(forced) => (forced.clone(), db.password.clone()),
         None => (
@@ -213,6 +226,7 @@ fn server_target(settings: &Settings, db: &DatabaseSettings, client_user: &str) 
         dbname: db.dbname.clone(),
         user,
         password,
+        tls,
     }
 }
 

@@ -16,3 +16,4 @@ pub mod server;
 pub mod shutdown;
 pub mod statements;
 pub mod stats;
+pub mod tls;

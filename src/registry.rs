@@ -50,8 +50,9 @@ pub struct Endpoints {
 
 impl Endpoints {
     pub fn of(stream: &Stream, unix_port: u16) -> Endpoints {
-        match stream {
-            Stream::Tcp(socket) => {
+        // TLS streams report their TCP socket (issue 5); anything else is a unix socket.
+        match stream.tcp_socket() {
+            Some(socket) => {
                 let peer = socket.peer_addr().ok();
                 let local = socket.local_addr().ok();
                 Endpoints {
@@ -61,7 +62,7 @@ impl Endpoints {
                     local_port: local.map(|a| a.port()).unwrap_or(0),
                 }
             }
-            Stream::Unix(_) => Endpoints {
+            None => Endpoints {
                 addr: "unix".into(),
                 port: unix_port,
                 local_addr: "unix".into(),

@@ -18,7 +18,7 @@ mod scram_client;
 mod secret;
 
 pub use password::{md5_hash, verify_cleartext, verify_md5};
-pub use scram::ScramServer;
+pub use scram::{proven_client_key, remember_client_key, ScramServer};
 pub use scram_client::ScramKeyClient;
 pub use secret::{ScramSecret, Secret};
 

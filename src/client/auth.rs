@@ -21,12 +21,15 @@ use crate::protocol::sqlstate::{INVALID_AUTHORIZATION, INVALID_PASSWORD, PROTOCO
 const MAX_AUTH_MESSAGE: usize = 10_000;
 
 /// Runs the exchange `auth_type` calls for. `Ok` means the client proved who it is.
+/// `channel_binding`: our certificate's `tls-server-end-point` data on a TLS connection,
+/// which makes SCRAM offer SCRAM-SHA-256-PLUS too.
 pub async fn authenticate(
     shared: &Shared,
     stream: &mut Stream,
     buf: &mut BytesMut,
     settings: &Settings,
     user: &str,
+    channel_binding: Option<&[u8]>,
 ) -> Result<(), Refusal> {
     let stored = settings.users.get(user).and_then(|u| u.password.as_deref());
     let secret = match stored.map(Secret::parse) {
@@ -45,12 +48,14 @@ pub async fn authenticate(
         )),
         AuthType::Md5 => match secret {
             // md5 cannot be answered from a SCRAM secret; PostgreSQL switches to SCRAM.
-            Some(Secret::Scram(_)) => scram(stream, buf, secret.as_ref(), user).await,
+            Some(Secret::Scram(_)) => {
+                scram(stream, buf, secret.as_ref(), user, channel_binding).await
+            }
             _ => md5(stream, buf, secret.as_ref(), user).await,
         },
         AuthType::ScramSha256 => {
             let secret = secret.map(|secret| scram_form(shared, user, secret));
-            scram(stream, buf, secret.as_ref(), user).await
+            scram(stream, buf, secret.as_ref(), user, channel_binding).await
         }
     }
 }
@@ -98,24 +103,34 @@ async fn scram(
     buf: &mut BytesMut,
     secret: Option<&Secret>,
     user: &str,
+    channel_binding: Option<&[u8]>,
 ) -> Result<(), Refusal> {
     let mut server = match secret.map(ScramServer::new) {
         Some(Ok(server)) => server,
         _ => ScramServer::for_unknown_user(user),
     };
+    // PostgreSQL's order: -PLUS first, offered only on TLS connections.
+    let mechanisms: &[&str] = match channel_binding {
+        Some(_) => &[ScramServer::MECHANISM_PLUS, ScramServer::MECHANISM],
+        None => &[ScramServer::MECHANISM],
+    };
     let mut out = BytesMut::new();
-    builders::authentication_sasl(&mut out, &[ScramServer::MECHANISM]);
+    builders::authentication_sasl(&mut out, mechanisms);
     write(stream, &out).await?;
 
     let body = read_password_message(stream, buf).await?;
     let (mechanism, mut rest) =
         take_cstr(&body).ok_or_else(|| malformed("SASL initial response"))?;
-    if mechanism != ScramServer::MECHANISM {
+    if !mechanisms.contains(&mechanism) {
         return Err(Refusal::new(
             PROTOCOL_VIOLATION,
             "client selected an invalid SASL authentication mechanism",
         ));
     }
+    server.bind_channel(
+        channel_binding.map(<[u8]>::to_vec),
+        mechanism == ScramServer::MECHANISM_PLUS,
+    );
     if rest.len() < 4 {
         return Err(malformed("SASL initial response"));
     }
@@ -134,6 +149,11 @@ async fn scram(
         .map_err(|e| auth_error(e, user))?;
     out.clear();
     builders::authentication_sasl_final(&mut out, &server_final);
+    // The proven ClientKey lets pgmux log in to PostgreSQL as this user when only the
+    // SCRAM secret is configured (no plaintext password anywhere).
+    if let (Some(Secret::Scram(secret)), Some(client_key)) = (secret, server.client_key()) {
+        crate::auth::remember_client_key(secret, client_key);
+    }
     write(stream, &out).await
 }
 

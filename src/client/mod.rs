@@ -1,7 +1,7 @@
 //! One client connection, from the first byte to the last:
 //!
 //! ```text
-//! startup (SSLRequest → 'N', CancelRequest, StartupMessage) ─▶ auth ─▶ welcome
+//! startup (SSLRequest → 'S' + TLS or 'N', CancelRequest, StartupMessage) ─▶ auth ─▶ welcome
 //!   ─▶ session loop: idle (no server) ─▶ checkout + parameter sync ─▶ relay until the
 //!      server may go back (pool mode decides) ─▶ idle …
 //! ```

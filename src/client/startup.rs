@@ -80,9 +80,13 @@ async fn log_in(
     peer: &str,
 ) -> Result<Option<Admitted>, Refusal> {
     let mut buf = BytesMut::with_capacity(512);
-    let Some(startup) = read_startup_message(shared, stream, &mut buf).await? else {
+    let mut channel_binding = None;
+    let Some(startup) =
+        read_startup_message(shared, stream, &mut buf, &mut channel_binding).await?
+    else {
         return Ok(None);
     };
+    refuse_plaintext(shared, stream)?;
     if startup.minor_version > PROTOCOL_MINOR || !startup.protocol_options.is_empty() {
         let mut out = BytesMut::new();
         builders::negotiate_protocol_version(&mut out, PROTOCOL_MINOR, &startup.protocol_options);
@@ -120,7 +124,15 @@ async fn log_in(
         })?;
     // Admin console (issue 3): normal auth, then admin_users/stats_users decide.
     if crate::admin::is_console(&database) {
-        auth::authenticate(shared, stream, &mut buf, settings, &user).await?;
+        auth::authenticate(
+            shared,
+            stream,
+            &mut buf,
+            settings,
+            &user,
+            channel_binding.as_deref(),
+        )
+        .await?;
         let role = crate::admin::role_of(settings, &user).ok_or_else(|| {
             Refusal::new(
                 crate::admin::INSUFFICIENT_PRIVILEGE,
@@ -143,7 +155,15 @@ async fn log_in(
             format!("no such database: {database}"),
         ));
     }
-    auth::authenticate(shared, stream, &mut buf, settings, &user).await?;
+    auth::authenticate(
+        shared,
+        stream,
+        &mut buf,
+        settings,
+        &user,
+        channel_binding.as_deref(),
+    )
+    .await?;
     let pool = shared
         .pool_for(&database, &user)
         .map_err(|PoolLookup::NoSuchDatabase| {
@@ -165,16 +185,19 @@ async fn log_in(
     })))
 }
 
-/// Reads until a StartupMessage, answering SSLRequest/GSSENCRequest with 'N' (no TLS
-/// yet, so the client goes on in plain text) and serving a CancelRequest.
+/// Reads until a StartupMessage, serving a CancelRequest. An SSLRequest on TCP gets 'S'
+/// and a TLS handshake when `client_tls_sslmode` is not `disable` (`channel_binding`
+/// then holds our certificate's `tls-server-end-point` data for SCRAM-SHA-256-PLUS),
+/// else 'N'; GSSENCRequest always gets 'N'.
 async fn read_startup_message(
     shared: &Shared,
     stream: &mut Stream,
     buf: &mut BytesMut,
+    channel_binding: &mut Option<Vec<u8>>,
 ) -> Result<Option<StartupMessage>, Refusal> {
     loop {
         match read_startup(buf) {
-            Ok(Some(StartupPacket::SslRequest | StartupPacket::GssEncRequest)) => {
+            Ok(Some(packet @ (StartupPacket::SslRequest | StartupPacket::GssEncRequest))) => {
                 if !buf.is_empty() {
                     // Bytes sent before our answer could be injected by a man in the middle.
                     return Err(Refusal::new(
@@ -182,7 +205,31 @@ async fn read_startup_message(
                         "received unencrypted data after SSL request",
                     ));
                 }
-                stream.write_all(b"N").await.map_err(|_| Refusal::gone())?;
+                if stream.is_tls() {
+                    return Err(Refusal::new(
+                        PROTOCOL_VIOLATION,
+                        "encryption requested on an encrypted connection",
+                    ));
+                }
+                let tls = shared.tls.client();
+                match tls {
+                    Some(tls)
+                        if matches!(packet, StartupPacket::SslRequest)
+                            && matches!(stream, Stream::Tcp(_)) =>
+                    {
+                        stream.write_all(b"S").await.map_err(|_| Refusal::gone())?;
+                        let Stream::Tcp(socket) = stream.take() else {
+                            unreachable!("checked above")
+                        };
+                        let accepted = tls.acceptor.accept(socket).await.map_err(|error| {
+                            tracing::info!("TLS handshake with a client failed: {error}");
+                            Refusal::gone()
+                        })?;
+                        *stream = Stream::Tls(Box::new(accepted.into()));
+                        *channel_binding = Some(tls.end_point.clone());
+                    }
+                    _ => stream.write_all(b"N").await.map_err(|_| Refusal::gone())?,
+                }
             }
             Ok(Some(StartupPacket::Cancel { process_id, secret })) => {
                 shared.cancels.cancel(process_id, &secret).await;
@@ -198,6 +245,20 @@ async fn read_startup_message(
             }
             Err(error) => return Err(Refusal::new(PROTOCOL_VIOLATION, error.to_string())),
         }
+    }
+}
+
+/// `client_tls_sslmode` require and stronger: a StartupMessage over plain TCP is refused,
+/// with PgBouncer's text. Unix sockets are local and exempt, as in PgBouncer.
+fn refuse_plaintext(shared: &Shared, stream: &Stream) -> Result<(), Refusal> {
+    match shared.tls.client() {
+        Some(tls) if tls.mode.requires_tls() && matches!(stream, Stream::Tcp(_)) => Err(
+            Refusal::new(INVALID_AUTHORIZATION, "SSL required").with_hint(
+                "pgmux accepts only TLS connections over TCP (client_tls_sslmode); \
+                 connect with sslmode=require or stronger",
+            ),
+        ),
+        _ => Ok(()),
     }
 }
 

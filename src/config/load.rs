@@ -31,6 +31,14 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
     // Windows editors may save a byte-order mark, which TOML does not allow.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut settings = parse_str(text, &origin, env)?;
+    // Certificates and keys are read now so that a bad file stops the start, or a
+    // reload (which then keeps the old settings), with one clear line.
+    crate::tls::check(&settings.tls).map_err(|error| ConfigError::Invalid {
+        origin: origin.clone(),
+        key: error.key.to_owned(),
+        env_var: None,
+        problem: error.problem,
+    })?;
     settings.source = Some(path.to_path_buf());
     Ok(settings)
 }

@@ -11,6 +11,7 @@ mod load;
 mod provenance;
 mod raw;
 mod settings;
+mod tls;
 mod validate;
 mod values;
 
@@ -20,3 +21,4 @@ mod tests;
 pub use error::ConfigError;
 pub use load::{load, load_with_env, parse_str};
 pub use settings::*;
+pub use tls::{SslMode, TlsSettings};

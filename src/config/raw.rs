@@ -45,6 +45,15 @@ pub(crate) struct RawConfig {
     pub max_packet_size: Option<Scalar>,
     pub shutdown_timeout: Option<Scalar>,
     pub workers: Option<Scalar>,
+    // TLS (see config/tls.rs)
+    pub client_tls_sslmode: Option<Scalar>,
+    pub client_tls_key_file: Option<Scalar>,
+    pub client_tls_cert_file: Option<Scalar>,
+    pub client_tls_ca_file: Option<Scalar>,
+    pub server_tls_sslmode: Option<Scalar>,
+    pub server_tls_ca_file: Option<Scalar>,
+    pub server_tls_cert_file: Option<Scalar>,
+    pub server_tls_key_file: Option<Scalar>,
     // Admin console, statistics, metrics and logging (issue 3).
     pub stats_period: Option<Scalar>,
     pub metrics_listen: Option<Scalar>,

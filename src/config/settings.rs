@@ -193,6 +193,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Tokio worker threads; 0 = one per core.
     pub workers: usize,
+    /// TLS towards clients and towards PostgreSQL.
+    pub tls: super::TlsSettings,
     /// Seconds between the stats log lines and between SHOW STATS averages.
     pub stats_period: Duration,
     /// `host:port` for the Prometheus endpoint; None = off.
@@ -250,6 +252,7 @@ impl Default for Settings {
             max_packet_size: 2_147_483_647,
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
+            tls: super::TlsSettings::default(),
             stats_period: Duration::from_secs(60),
             metrics_listen: None,
             log_connections: true,

@@ -9,9 +9,11 @@ use super::provenance::Provenance;
 use super::raw::{RawConfig, RawDatabase, RawUser, StringList};
 use super::settings::{DatabaseSettings, Settings, UserSettings};
 use super::values;
+use super::TlsSettings;
 
 pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, ConfigError> {
     let defaults = Settings::default();
+    let tls = tls(&raw, at)?;
     let list =
         |value: Option<StringList>, default: Vec<String>| value.map_or(default, |list| list.0);
     macro_rules! setting {
@@ -70,6 +72,7 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
         max_packet_size: setting!(max_packet_size, values::positive_count),
         shutdown_timeout: setting!(shutdown_timeout, values::duration),
         workers: setting!(workers, values::count),
+        tls,
         stats_period: match setting!(stats_period, values::duration) {
             period if period.is_zero() => {
                 return Err(at.invalid("stats_period", "must be at least 1 second"))
@@ -191,4 +194,73 @@ fn user(name: String, raw: RawUser, at: &Provenance) -> Result<UserSettings, Con
         )?,
         name,
     })
+}
+
+/// TLS settings, with the cross-key rules: TLS towards clients needs a key and a
+/// certificate, and verifying a peer needs a CA file (pgmux ships no system roots).
+fn tls(raw: &RawConfig, at: &Provenance) -> Result<TlsSettings, ConfigError> {
+    let defaults = TlsSettings::default();
+    let path = |key: &str, value: Option<&super::raw::Scalar>| {
+        Ok::<_, ConfigError>(
+            at.convert(key, value, values::text)?
+                .filter(|path| !path.trim().is_empty())
+                .map(PathBuf::from),
+        )
+    };
+    let tls = TlsSettings {
+        client_tls_sslmode: at
+            .convert(
+                "client_tls_sslmode",
+                raw.client_tls_sslmode.as_ref(),
+                values::ssl_mode,
+            )?
+            .unwrap_or(defaults.client_tls_sslmode),
+        client_tls_key_file: path("client_tls_key_file", raw.client_tls_key_file.as_ref())?,
+        client_tls_cert_file: path("client_tls_cert_file", raw.client_tls_cert_file.as_ref())?,
+        client_tls_ca_file: path("client_tls_ca_file", raw.client_tls_ca_file.as_ref())?,
+        server_tls_sslmode: at
+            .convert(
+                "server_tls_sslmode",
+                raw.server_tls_sslmode.as_ref(),
+                values::ssl_mode,
+            )?
+            .unwrap_or(defaults.server_tls_sslmode),
+        server_tls_ca_file: path("server_tls_ca_file", raw.server_tls_ca_file.as_ref())?,
+        server_tls_cert_file: path("server_tls_cert_file", raw.server_tls_cert_file.as_ref())?,
+        server_tls_key_file: path("server_tls_key_file", raw.server_tls_key_file.as_ref())?,
+    };
+    let client_mode = tls.client_tls_sslmode;
+    if client_mode != super::SslMode::Disable {
+        for (key, file) in [
+            ("client_tls_key_file", &tls.client_tls_key_file),
+            ("client_tls_cert_file", &tls.client_tls_cert_file),
+        ] {
+            if file.is_none() {
+                return Err(at.invalid(
+                    key,
+                    format!("required when client_tls_sslmode is \"{client_mode}\""),
+                ));
+            }
+        }
+    }
+    if client_mode.verifies() && tls.client_tls_ca_file.is_none() {
+        return Err(at.invalid(
+            "client_tls_ca_file",
+            format!("required when client_tls_sslmode is \"{client_mode}\""),
+        ));
+    }
+    let server_mode = tls.server_tls_sslmode;
+    if server_mode.verifies() && tls.server_tls_ca_file.is_none() {
+        return Err(at.invalid(
+            "server_tls_ca_file",
+            format!("required when server_tls_sslmode is \"{server_mode}\""),
+        ));
+    }
+    if tls.server_tls_cert_file.is_some() != tls.server_tls_key_file.is_some() {
+        return Err(at.invalid(
+            "server_tls_cert_file",
+            "server_tls_cert_file and server_tls_key_file go together",
+        ));
+    }
+    Ok(tls)
 }

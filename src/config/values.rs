@@ -131,6 +131,15 @@ pub(crate) fn auth_type(value: &Scalar) -> Result<AuthType, Expected> {
         .ok_or(EXPECTED)
 }
 
+pub(crate) fn ssl_mode(value: &Scalar) -> Result<super::SslMode, Expected> {
+    const EXPECTED: Expected =
+        "one of \"disable\", \"allow\", \"prefer\", \"require\", \"verify-ca\", \"verify-full\"";
+    text(value)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or(EXPECTED)
+}
+
 pub(crate) fn log_format(value: &Scalar) -> Result<LogFormat, Expected> {
     const EXPECTED: Expected = "\"text\" or \"json\"";
     match text(value)

@@ -1,18 +1,24 @@
-//! Opening a server connection: TCP or unix socket, StartupMessage, and the client side
-//! of cleartext, md5 and SCRAM-SHA-256 authentication (SCRAM from `postgres-protocol`).
+//! Opening a server connection: TCP or unix socket, TLS as `server_tls_sslmode` says,
+//! StartupMessage, and the client side of cleartext, md5 and SCRAM-SHA-256 authentication
+//! (SCRAM from `postgres-protocol`, with `tls-server-end-point` channel binding over TLS).
 
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use md5::{Digest, Md5};
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 use postgres_protocol::message::frontend;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::{error_field, error_message, ServerConn, ServerError};
+use crate::auth::{proven_client_key, ScramKeyClient, ScramSecret, Secret};
+use crate::config::SslMode;
 use crate::net::Stream;
 use crate::params::Params;
+use crate::tls::ServerTls;
 
 /// Where and as whom to log in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +30,8 @@ pub struct ServerTarget {
     pub user: String,
     /// Plain text, or an `md5…` hash (enough for md5 authentication, as in PgBouncer).
     pub password: Option<String>,
+    /// TLS towards this server (`server_tls_sslmode`); unix sockets never use it.
+    pub tls: ServerTls,
 }
 
 impl ServerTarget {
@@ -43,7 +51,27 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<ServerConn, ServerError> {
     let attempt = async {
-        let stream = open_socket(target).await?;
+        // allow: plain first, TLS only when the server refuses plain text (libpq's rule).
+        match open(target, id, target.tls.mode >= SslMode::Prefer).await {
+            Err(ServerError::Refused { code, .. })
+                if target.tls.mode == SslMode::Allow && code == "28000" =>
+            {
+                open(target, id, true).await
+            }
+            outcome => outcome,
+        }
+    };
+    if timeout.is_zero() {
+        return attempt.await;
+    }
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| ServerError::Timeout)?
+}
+
+async fn open(target: &ServerTarget, id: u64, try_tls: bool) -> Result<ServerConn, ServerError> {
+    {
+        let stream = open_socket(target, try_tls).await?;
         let now = Instant::now();
         let mut conn = ServerConn {
             id,
@@ -59,16 +87,10 @@ pub async fn connect(
         };
         log_in(&mut conn, target).await?;
         Ok(conn)
-    };
-    if timeout.is_zero() {
-        return attempt.await;
     }
-    tokio::time::timeout(timeout, attempt)
-        .await
-        .map_err(|_| ServerError::Timeout)?
 }
 
-async fn open_socket(target: &ServerTarget) -> Result<Stream, ServerError> {
+async fn open_socket(target: &ServerTarget, try_tls: bool) -> Result<Stream, ServerError> {
     if target.host.starts_with('/') {
         let socket = UnixStream::connect(target.address())
             .await
@@ -79,7 +101,46 @@ async fn open_socket(target: &ServerTarget) -> Result<Stream, ServerError> {
         .await
         .map_err(ServerError::Connect)?;
     socket.set_nodelay(true).map_err(ServerError::Connect)?;
-    Ok(Stream::Tcp(socket))
+    if !try_tls {
+        return Ok(Stream::Tcp(socket));
+    }
+    start_tls(socket, target).await
+}
+
+/// SSLRequest; on 'S' the TLS handshake (verifying as the mode says), on 'N' plain text
+/// unless the mode requires TLS.
+async fn start_tls(mut socket: TcpStream, target: &ServerTarget) -> Result<Stream, ServerError> {
+    let mode = target.tls.mode;
+    let connector = target.tls.connector().ok_or_else(|| {
+        ServerError::Login(format!(
+            "server_tls_sslmode is \"{mode}\" but no TLS configuration is loaded"
+        ))
+    })?;
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    socket.write_all(&request).await?;
+    match socket.read_u8().await? {
+        b'S' => {}
+        b'N' if !mode.requires_tls() => return Ok(Stream::Tcp(socket)),
+        b'N' => {
+            return Err(ServerError::Login(format!(
+                "server does not support TLS, but server_tls_sslmode is \"{mode}\""
+            )))
+        }
+        other => {
+            return Err(ServerError::Protocol(format!(
+                "unexpected answer to SSLRequest: {other:#04x}"
+            )))
+        }
+    }
+    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+        .map_err(|_| ServerError::Login(format!("invalid server name for TLS: {}", target.host)))?;
+    let tls = connector.connect(name, socket).await.map_err(|error| {
+        ServerError::Login(format!(
+            "TLS handshake failed (server_tls_sslmode = \"{mode}\"): {error}"
+        ))
+    })?;
+    Ok(Stream::Tls(Box::new(tls.into())))
 }
 
 async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), ServerError> {
@@ -91,7 +152,7 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
     frontend::startup_message(params, &mut out)
         .map_err(|e| ServerError::Protocol(e.to_string()))?;
     conn.stream.write_all(&out).await?;
-    let mut scram: Option<ScramSha256> = None;
+    let mut scram: Option<ScramClient> = None;
     loop {
         let (tag, mut body) = conn.read_message().await?;
         out.clear();
@@ -114,33 +175,67 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
                         )?;
                     }
                     10 => {
-                        let password = password(target)?;
-                        if !sasl_mechanisms(&body).any(|m| m == SCRAM_SHA_256) {
+                        let offered: Vec<&str> = sasl_mechanisms(&body).collect();
+                        // Over TLS, bind the exchange to the server's certificate when the
+                        // server offers it: a man in the middle then cannot relay it.
+                        let end_point = conn
+                            .stream
+                            .peer_certificate()
+                            .map(crate::tls::end_point_hash);
+                        let plus = end_point.is_some() && offered.contains(&SCRAM_SHA_256_PLUS);
+                        let mut mechanism = if plus {
+                            SCRAM_SHA_256_PLUS
+                        } else {
+                            SCRAM_SHA_256
+                        };
+                        if !offered.contains(&mechanism) {
                             return Err(ServerError::Login(
                                 "server offers no SCRAM-SHA-256".into(),
                             ));
                         }
-                        let client =
-                            ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-                        frontend::sasl_initial_response(SCRAM_SHA_256, client.message(), &mut out)?;
+                        let client = match scram_secret(target)? {
+                            // Keys proven by a client: no channel binding on this path.
+                            Some(secret) => {
+                                mechanism = SCRAM_SHA_256;
+                                let key = proven_client_key(&secret).ok_or_else(|| {
+                                    ServerError::Login(format!(
+                                        "only a SCRAM secret is configured for \"{}\": \
+                                         a client must log in with its password first",
+                                        target.user
+                                    ))
+                                })?;
+                                ScramClient::Keys(ScramKeyClient::new(key, secret))
+                            }
+                            None => {
+                                let binding = match end_point {
+                                    Some(hash) if plus => {
+                                        ChannelBinding::tls_server_end_point(hash)
+                                    }
+                                    Some(_) => ChannelBinding::unrequested(),
+                                    None => ChannelBinding::unsupported(),
+                                };
+                                let password = password(target)?;
+                                ScramClient::Password(ScramSha256::new(
+                                    password.as_bytes(),
+                                    binding,
+                                ))
+                            }
+                        };
+                        frontend::sasl_initial_response(mechanism, &client.first(), &mut out)?;
                         scram = Some(client);
                     }
                     11 => {
                         let client = scram.as_mut().ok_or_else(|| {
                             ServerError::Protocol("unexpected SASL continue".into())
                         })?;
-                        client
-                            .update(&body)
-                            .map_err(|e| ServerError::Login(e.to_string()))?;
-                        frontend::sasl_response(client.message(), &mut out)?;
+                        let response = client.update(&body)?;
+                        frontend::sasl_response(&response, &mut out)?;
                     }
                     12 => {
-                        let mut client = scram
+                        let client = scram
                             .take()
                             .ok_or_else(|| ServerError::Protocol("unexpected SASL final".into()))?;
-                        client
-                            .finish(&body)
-                            .map_err(|e| ServerError::Login(e.to_string()))?;
+                        client.finish(&body)?;
                     }
                     other => {
                         return Err(ServerError::Login(format!(
@@ -167,6 +262,63 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
             // NoticeResponse, NegotiateProtocolVersion: nothing to act on.
             _ => {}
         }
+    }
+}
+
+/// SCRAM towards the server: with the password, or with the keys a client proved.
+enum ScramClient {
+    Password(ScramSha256),
+    Keys(ScramKeyClient),
+}
+
+impl ScramClient {
+    fn first(&self) -> Vec<u8> {
+        match self {
+            ScramClient::Password(client) => client.message().to_vec(),
+            ScramClient::Keys(client) => client.message().to_vec(),
+        }
+    }
+
+    fn update(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ServerError> {
+        match self {
+            ScramClient::Password(client) => {
+                client
+                    .update(server_first)
+                    .map_err(|e| ServerError::Login(e.to_string()))?;
+                Ok(client.message().to_vec())
+            }
+            ScramClient::Keys(client) => {
+                client
+                    .update(server_first)
+                    .map_err(|e| ServerError::Login(e.to_string()))?;
+                Ok(client.message().to_vec())
+            }
+        }
+    }
+
+    fn finish(self, server_final: &[u8]) -> Result<(), ServerError> {
+        match self {
+            ScramClient::Password(mut client) => client
+                .finish(server_final)
+                .map_err(|e| ServerError::Login(e.to_string())),
+            ScramClient::Keys(client) => client
+                .finish(server_final)
+                .map_err(|e| ServerError::Login(e.to_string())),
+        }
+    }
+}
+
+/// The configured password when it is a `SCRAM-SHA-256$…` secret.
+fn scram_secret(target: &ServerTarget) -> Result<Option<ScramSecret>, ServerError> {
+    match target.password.as_deref() {
+        Some(stored) if stored.starts_with("SCRAM-SHA-256$") => match Secret::parse(stored) {
+            Ok(Secret::Scram(secret)) => Ok(Some(secret)),
+            _ => Err(ServerError::Login(format!(
+                "the SCRAM secret configured for \"{}\" is invalid",
+                target.user
+            ))),
+        },
+        _ => Ok(None),
     }
 }
 

@@ -7,8 +7,21 @@ use base64::Engine;
 
 use crate::auth::AuthError;
 
+/// The gs2-cbind-flag: what the client says about channel binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cbind<'a> {
+    /// "n": the client does not support channel binding.
+    None,
+    /// "y": the client could bind but believes the server cannot.
+    ClientOnly,
+    /// "p=NAME": the client binds with channel-binding type NAME.
+    Requested(&'a str),
+}
+
 pub(super) struct ClientFirst<'a> {
-    /// The gs2-header exactly as sent; client-final's `c=` must repeat it.
+    pub cbind: Cbind<'a>,
+    /// The gs2-header exactly as sent; client-final's `c=` must repeat it (followed by
+    /// the channel-binding data when the client binds).
     pub gs2_header: &'a str,
     /// client-first-message-bare, which starts the AuthMessage.
     pub bare: &'a str,
@@ -29,18 +42,22 @@ pub(super) fn parse_client_first(message: &str) -> Result<ClientFirst<'_>, AuthE
     let (cbind_flag, rest) = message
         .split_once(',')
         .ok_or_else(|| malformed("client-first-message lacks a gs2-header"))?;
-    match cbind_flag {
-        // "y": the client could bind but believes the server cannot. Sound
-        // while pgmux advertises only SCRAM-SHA-256, never -PLUS.
-        "n" | "y" => {}
-        flag if flag.starts_with("p=") => {
-            return Err(malformed(
-                "the client selected SCRAM-SHA-256 without channel binding, \
-                 but the SCRAM message includes channel binding data",
-            ))
-        }
-        _ => return Err(malformed("invalid gs2 channel-binding flag")),
-    }
+    // Whether the flag fits the mechanism and the connection is the server's call.
+    let cbind = match cbind_flag {
+        "n" => Cbind::None,
+        "y" => Cbind::ClientOnly,
+        flag => match flag.strip_prefix("p=") {
+            Some(name)
+                if !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') =>
+            {
+                Cbind::Requested(name)
+            }
+            _ => return Err(malformed("invalid gs2 channel-binding flag")),
+        },
+    };
 
     let (authzid, bare) = rest
         .split_once(',')
@@ -71,6 +88,7 @@ pub(super) fn parse_client_first(message: &str) -> Result<ClientFirst<'_>, AuthE
     check_extensions(fields)?;
 
     Ok(ClientFirst {
+        cbind,
         gs2_header,
         bare,
         nonce,
@@ -137,6 +155,10 @@ mod tests {
         assert_eq!(first.gs2_header, "y,,");
         assert_eq!(first.bare, "n=ignored,r=abc,x=ext");
         assert_eq!(first.nonce, "abc");
+        assert_eq!(first.cbind, Cbind::ClientOnly);
+        let plus = parse_client_first("p=tls-server-end-point,,n=,r=abc").unwrap();
+        assert_eq!(plus.cbind, Cbind::Requested("tls-server-end-point"));
+        assert_eq!(plus.gs2_header, "p=tls-server-end-point,,");
     }
 
     #[test]
@@ -152,7 +174,8 @@ mod tests {
             "n,,n=,r=",
             "n,,n=,r=ab c",
             "n,,n=,r=abc,bogus",
-            "p=tls-server-end-point,,n=,r=abc",
+            "p=,,n=,r=abc",
+            "p=a b,,n=,r=abc",
         ] {
             assert!(
                 matches!(parse_client_first(message), Err(AuthError::Malformed(_))),

@@ -1,8 +1,10 @@
 //! Server side of SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL speaks it:
 //! the user name in client-first-message is ignored in favour of the startup
-//! packet's, and channel binding (SCRAM-SHA-256-PLUS) is not offered.
+//! packet's. On TLS connections SCRAM-SHA-256-PLUS binds the exchange to the
+//! connection with `tls-server-end-point` (RFC 5929), as PostgreSQL does.
 
 mod messages;
+mod proven;
 #[cfg(test)]
 mod tests;
 
@@ -15,7 +17,11 @@ use rand::Rng;
 
 use super::secret::{hmac_sha256, sha256, ScramSecret, Secret};
 use super::{constant_time_eq, AuthError};
-use messages::{parse_client_final, parse_client_first};
+use messages::{parse_client_final, parse_client_first, Cbind};
+pub use proven::{proven_client_key, remember_client_key};
+
+/// The only channel-binding type PostgreSQL (and so pgmux) supports.
+pub const TLS_SERVER_END_POINT: &str = "tls-server-end-point";
 
 /// Random bytes in the server's half of the nonce, as in PostgreSQL.
 const SERVER_NONCE_BYTES: usize = 18;
@@ -26,13 +32,19 @@ pub struct ScramServer {
     /// Set for a user that does not exist or cannot use SCRAM: the exchange
     /// runs normally so the client cannot tell, then fails.
     doomed: bool,
+    /// `tls-server-end-point` data of this connection (TLS only): SCRAM-SHA-256-PLUS
+    /// is offered exactly when it is known.
+    binding_data: Option<Vec<u8>>,
+    /// The client chose SCRAM-SHA-256-PLUS.
+    plus: bool,
     state: State,
 }
 
 enum State {
     AwaitingClientFirst,
     AwaitingClientFinal {
-        gs2_header: String,
+        /// What client-final's `c=` must decode to: gs2-header, plus the binding data.
+        channel_binding: Vec<u8>,
         client_first_bare: String,
         server_first: String,
         nonce: String,
@@ -46,6 +58,15 @@ enum State {
 
 impl ScramServer {
     pub const MECHANISM: &'static str = "SCRAM-SHA-256";
+    pub const MECHANISM_PLUS: &'static str = "SCRAM-SHA-256-PLUS";
+
+    /// Sets what the connection offers (`binding_data`: our certificate's
+    /// `tls-server-end-point` hash, on TLS connections) and which mechanism the
+    /// client selected. Call before [`ScramServer::client_first`].
+    pub fn bind_channel(&mut self, binding_data: Option<Vec<u8>>, plus_selected: bool) {
+        self.binding_data = binding_data;
+        self.plus = plus_selected;
+    }
 
     /// A plain password gets a verifier with a fresh random salt on every
     /// call. That costs a PBKDF2 run per login and, since the salt changes
@@ -89,6 +110,8 @@ impl ScramServer {
         ScramServer {
             secret,
             doomed,
+            binding_data: None,
+            plus: false,
             state: State::AwaitingClientFirst,
         }
     }
@@ -110,6 +133,41 @@ impl ScramServer {
         }
         self.state = State::Ended;
         let client_first = parse_client_first(as_text(client_first)?)?;
+        let mut channel_binding = client_first.gs2_header.as_bytes().to_vec();
+        // PostgreSQL's checks (auth-scram.c, read_client_first_message).
+        match (client_first.cbind, self.plus) {
+            (Cbind::Requested(name), true) => {
+                if name != TLS_SERVER_END_POINT {
+                    return Err(malformed(&format!(
+                        "unsupported SCRAM channel-binding type \"{name}\""
+                    )));
+                }
+                let data = self.binding_data.as_ref().ok_or_else(|| {
+                    malformed("channel binding is only possible on TLS connections")
+                })?;
+                channel_binding.extend_from_slice(data);
+            }
+            (Cbind::Requested(_), false) => {
+                return Err(malformed(
+                    "the client selected SCRAM-SHA-256 without channel binding, \
+                     but the SCRAM message includes channel binding data",
+                ))
+            }
+            (Cbind::None | Cbind::ClientOnly, true) => {
+                return Err(malformed(
+                    "the client selected SCRAM-SHA-256-PLUS, \
+                     but the SCRAM message does not include channel binding data",
+                ))
+            }
+            // "y" while we offered -PLUS: something between us removed it (a downgrade).
+            (Cbind::ClientOnly, false) if self.binding_data.is_some() => {
+                return Err(malformed(
+                    "SCRAM channel binding negotiation error: the client supports \
+                     channel binding but thinks the server does not, and this server does",
+                ))
+            }
+            (Cbind::None | Cbind::ClientOnly, false) => {}
+        }
 
         // RFC 5802 section 5.1: the server appends its own nonce so neither
         // side alone chooses the value both proofs are bound to.
@@ -120,7 +178,7 @@ impl ScramServer {
             self.secret.iterations
         );
         self.state = State::AwaitingClientFinal {
-            gs2_header: client_first.gs2_header.to_owned(),
+            channel_binding,
             client_first_bare: client_first.bare.to_owned(),
             server_first: server_first.clone(),
             nonce,
@@ -134,7 +192,7 @@ impl ScramServer {
     /// it with an ErrorResponse rather than an `e=` server-final-message.
     pub fn client_final(&mut self, client_final: &[u8]) -> Result<Vec<u8>, AuthError> {
         let State::AwaitingClientFinal {
-            gs2_header,
+            channel_binding,
             client_first_bare,
             server_first,
             nonce,
@@ -144,12 +202,15 @@ impl ScramServer {
         };
         let client_final = parse_client_final(as_text(client_final)?)?;
 
-        // Without channel binding, c= carries just the gs2-header again;
-        // a different one means a tampered or confused client-first-message.
-        if client_final.channel_binding != gs2_header.as_bytes() {
-            return Err(AuthError::Malformed(
-                "SCRAM channel-binding attribute does not repeat the gs2-header".into(),
-            ));
+        // c= carries the gs2-header again, then (with -PLUS) the binding data of the
+        // connection the client sees. A difference means a tampered client-first-message
+        // or a man in the middle terminating TLS with another certificate.
+        if client_final.channel_binding != channel_binding {
+            return Err(AuthError::Malformed(if self.plus {
+                "SCRAM channel binding check failed".into()
+            } else {
+                "SCRAM channel-binding attribute does not repeat the gs2-header".into()
+            }));
         }
         if client_final.nonce != nonce {
             return Err(AuthError::Malformed("SCRAM nonce does not match".into()));
@@ -194,6 +255,10 @@ impl ScramServer {
 fn as_text(message: &[u8]) -> Result<&str, AuthError> {
     std::str::from_utf8(message)
         .map_err(|_| AuthError::Malformed("SCRAM message is not valid UTF-8".into()))
+}
+
+fn malformed(detail: &str) -> AuthError {
+    AuthError::Malformed(detail.to_owned())
 }
 
 fn out_of_order(message: &str) -> AuthError {

@@ -251,3 +251,57 @@ fn recorded_psql_exchange() {
         b"v=U+ppxD5XUKtradnv8e2MkeupiA8FU87Sg8CXzXHDAzw="
     );
 }
+
+fn bound_server(data: &[u8], plus: bool) -> ScramServer {
+    let mut server = ScramServer::new(&scram("pencil")).unwrap();
+    server.bind_channel(Some(data.to_vec()), plus);
+    server
+}
+
+#[test]
+fn plus_exchange_with_matching_end_point_succeeds() {
+    let mut server = bound_server(b"certificate hash", true);
+    let mut client = ScramSha256::new(
+        b"pencil",
+        ChannelBinding::tls_server_end_point(b"certificate hash".to_vec()),
+    );
+    let server_final = exchange(&mut server, &mut client).unwrap();
+    client.finish(&server_final).unwrap();
+}
+
+#[test]
+fn plus_exchange_with_another_certificate_fails() {
+    // A man in the middle: the client saw a different certificate than ours.
+    let mut server = bound_server(b"our certificate", true);
+    let mut client = ScramSha256::new(
+        b"pencil",
+        ChannelBinding::tls_server_end_point(b"their certificate".to_vec()),
+    );
+    assert!(matches!(
+        exchange(&mut server, &mut client),
+        Err(AuthError::Malformed(_))
+    ));
+}
+
+#[test]
+fn plus_selected_without_binding_data_in_message_is_rejected() {
+    let mut server = bound_server(b"hash", true);
+    let result = server.client_first(client("pencil").message());
+    assert!(matches!(result, Err(AuthError::Malformed(_))));
+}
+
+#[test]
+fn binding_client_that_thinks_server_cannot_is_a_downgrade() {
+    let mut server = bound_server(b"hash", false);
+    let client = ScramSha256::new(b"pencil", ChannelBinding::unrequested());
+    let result = server.client_first(client.message());
+    assert!(matches!(result, Err(AuthError::Malformed(_))));
+}
+
+#[test]
+fn plain_scram_still_works_on_a_tls_connection() {
+    let mut server = bound_server(b"hash", false);
+    let mut client = client("pencil");
+    let server_final = exchange(&mut server, &mut client).unwrap();
+    client.finish(&server_final).unwrap();
+}

@@ -13,6 +13,7 @@ pub mod pgmux;
 pub mod postgres;
 mod process;
 mod text;
+pub mod tls;
 
 pub use self::pgmux::{pgmux, Pgmux, PgmuxBuilder};
 pub use self::postgres::{exclusive, postgres, shared, ExclusiveGuard, Postgres, SharedGuard};

@@ -31,6 +31,8 @@ CREATE ROLE md5user LOGIN PASSWORD 'md5secret';
 RESET password_encryption;
 CREATE ROLE clearuser LOGIN PASSWORD 'clearsecret';
 CREATE ROLE other LOGIN PASSWORD 'othersecret';
+-- Logs in only with a client certificate over TLS (pg_hba `cert`).
+CREATE ROLE certuser LOGIN;
 CREATE DATABASE app OWNER app;
 GRANT ALL ON DATABASE app TO md5user, clearuser, other;
 \connect app
@@ -43,6 +45,7 @@ local all all trust
 host all postgres 127.0.0.1/32 trust
 host all md5user 127.0.0.1/32 md5
 host all clearuser 127.0.0.1/32 password
+hostssl all certuser 127.0.0.1/32 cert
 host all all 127.0.0.1/32 scram-sha-256
 ";
 
@@ -53,6 +56,10 @@ pub struct Postgres {
     data_dir: PathBuf,
     socket_dir: PathBuf,
     log_file: PathBuf,
+    /// CA of the cluster's TLS certificate (for `localhost` only, so verify-full
+    /// towards 127.0.0.1 fails): the cluster runs with `ssl = on`, and plain connections
+    /// still work (`host` lines). The same CA signs client certificates it accepts.
+    server_ca_file: PathBuf,
     port: u16,
     run_as_cluster_user: bool,
 }
@@ -95,6 +102,20 @@ impl Postgres {
 
     pub fn socket_dir(&self) -> &Path {
         &self.socket_dir
+    }
+
+    /// The CA file that verifies the cluster's TLS certificate.
+    pub fn server_ca_file(&self) -> &Path {
+        &self.server_ca_file
+    }
+
+    /// Certificate and key (PEM files) of role `certuser`, which PostgreSQL lets in only
+    /// with this client certificate.
+    pub fn certuser_files(&self) -> (PathBuf, PathBuf) {
+        (
+            self.root.join("certuser.crt"),
+            self.root.join("certuser.key"),
+        )
     }
 
     /// A PostgreSQL client or server binary of the version the cluster runs.
@@ -170,6 +191,7 @@ impl Postgres {
             data_dir: root.join("data"),
             socket_dir: root.join("socket"),
             log_file: root.join("server.log"),
+            server_ca_file: root.join("server-ca.crt"),
             port: free_tcp_port(),
             run_as_cluster_user,
             root,
@@ -230,7 +252,9 @@ impl Postgres {
              full_page_writes = off\n\
              shared_buffers = 128MB\n\
              log_min_messages = warning\n\
-             password_encryption = 'scram-sha-256'\n",
+             password_encryption = 'scram-sha-256'\n\
+             ssl = on\n\
+             ssl_ca_file = 'root.crt'\n",
             port = self.port,
             socket = self.socket_dir.display(),
         );
@@ -241,7 +265,34 @@ impl Postgres {
             .and_then(|mut f| f.write_all(settings.as_bytes()))
             .map_err(|e| format!("append postgresql.conf: {e}"))?;
         std::fs::write(self.data_dir.join("pg_hba.conf"), PG_HBA)
-            .map_err(|e| format!("write pg_hba.conf: {e}"))
+            .map_err(|e| format!("write pg_hba.conf: {e}"))?;
+        self.write_tls_files()
+    }
+
+    /// `ssl = on` reads `server.crt`/`server.key` from the data directory; the key must
+    /// belong to the cluster's user and be private.
+    fn write_tls_files(&self) -> Result<(), String> {
+        let pki = super::tls::TestPki::new("pgmux test cluster CA");
+        let files = pki.server_cert_for("server", &["localhost"]);
+        std::fs::copy(pki.ca_file(), &self.server_ca_file)
+            .map_err(|e| format!("copy cluster CA: {e}"))?;
+        let client = pki.client_cert("certuser", "certuser");
+        let (cert, key) = self.certuser_files();
+        std::fs::copy(&client.cert, cert).map_err(|e| format!("copy client cert: {e}"))?;
+        std::fs::copy(&client.key, key).map_err(|e| format!("copy client key: {e}"))?;
+        for (from, to) in [
+            (&files.cert, "server.crt"),
+            (&files.key, "server.key"),
+            (&pki.ca_file().to_path_buf(), "root.crt"),
+        ] {
+            let to = self.data_dir.join(to);
+            std::fs::copy(from, &to).map_err(|e| format!("copy {}: {e}", to.display()))?;
+            super::tls::set_mode(&to, 0o600);
+            if self.run_as_cluster_user {
+                run_checked(Command::new("chown").arg(CLUSTER_OS_USER).arg(&to))?;
+            }
+        }
+        Ok(())
     }
 
     fn pg_ctl_start(&self) -> Result<(), String> {
