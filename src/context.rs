@@ -37,10 +37,12 @@ pub enum PoolLookup {
 impl Shared {
     pub fn new(settings: Settings) -> Arc<Shared> {
         let (drain, _) = crate::shutdown::channel();
+        let cancels = CancelMap::new(settings.peer_id);
+        cancels.set_peers(&settings.peers);
         Arc::new(Shared {
             settings: ArcSwap::from_pointee(settings),
             pools: DashMap::new(),
-            cancels: CancelMap::default(),
+            cancels,
             statements: Default::default(),
             derived_secrets: DashMap::new(),
             clients: AtomicUsize::new(0),
@@ -112,6 +114,7 @@ impl Shared {
     /// servers and take the new limits; the others close (their busy servers when
     /// released) and are recreated on the next login.
     pub fn reload(&self, new: Settings) {
+        self.cancels.set_peers(&new.peers);
         self.settings.store(Arc::new(new));
         let settings = self.settings();
         self.pools.retain(|key, pool| {

@@ -15,8 +15,7 @@ use crate::params::{canonical_name, Params, TRACKED};
 use crate::pool::{CheckoutError, Pool};
 use crate::protocol::builders;
 use crate::protocol::sqlstate::{
-    ADMIN_SHUTDOWN, INVALID_AUTHORIZATION, INVALID_CATALOG_NAME, PROTOCOL_VIOLATION,
-    TOO_MANY_CONNECTIONS,
+    INVALID_AUTHORIZATION, INVALID_CATALOG_NAME, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS,
 };
 use crate::protocol::startup::{read_startup, StartupMessage, StartupPacket, PROTOCOL_MINOR};
 
@@ -92,9 +91,9 @@ async fn log_in(
         .to_owned();
     tracing::info!(peer, db = %database, user = %user, "login attempt");
 
-    if shared.is_draining() {
-        return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
-    }
+    // No check for a drain here: the listener closes as the drain begins, so a login now
+    // comes from a connection accepted just before, whose first transaction is served
+    // (see shutdown::FIRST_REQUEST_GRACE).
     if shared.client_count() > settings.max_client_conn {
         return Err(Refusal::new(
             TOO_MANY_CONNECTIONS,

@@ -44,8 +44,11 @@ pub(crate) struct RawConfig {
     pub max_prepared_statements: Option<Scalar>,
     pub shutdown_timeout: Option<Scalar>,
     pub workers: Option<Scalar>,
+    pub so_reuseport: Option<Scalar>,
+    pub peer_id: Option<Scalar>,
     pub databases: BTreeMap<String, RawDatabase>,
     pub users: BTreeMap<String, RawUser>,
+    pub peers: BTreeMap<String, RawPeer>,
 }
 
 /// `[databases.NAME]`: either discrete connection keys or one `url`.
@@ -80,6 +83,19 @@ pub(crate) struct RawUser {
     pub password: Option<Scalar>,
     pub pool_mode: Option<Scalar>,
     pub max_user_connections: Option<Scalar>,
+}
+
+/// `[peers.ID]`: another pgmux instance that forwards cancel requests to this one's
+/// clients (PgBouncer's `[peers]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a [peers.ID] table of host and port"
+)]
+pub(crate) struct RawPeer {
+    pub host: Option<Scalar>,
+    pub port: Option<Scalar>,
 }
 
 /// One TOML scalar, or the text of an environment variable.

@@ -175,8 +175,28 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Tokio worker threads; 0 = one per core.
     pub workers: usize,
+    /// Bind the listening port with SO_REUSEPORT, so several pgmux processes share it
+    /// (scale-out on one host, and online restart: a new process binds, the old drains).
+    pub so_reuseport: bool,
+    /// This instance's id among its peers, encoded in every cancel key it hands out;
+    /// 0 = peering disabled. At most [`MAX_PEER_ID`].
+    pub peer_id: u16,
     pub databases: BTreeMap<String, DatabaseSettings>,
     pub users: BTreeMap<String, UserSettings>,
+    /// Other instances by peer id, where cancel requests for their clients are forwarded.
+    pub peers: BTreeMap<u16, PeerSettings>,
+}
+
+/// The largest `peer_id`: it takes 14 bits of the cancel key, as in PgBouncer.
+pub const MAX_PEER_ID: u16 = 16383;
+
+/// `[peers.ID]`: where the pgmux instance with that `peer_id` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSettings {
+    pub id: u16,
+    /// A TCP host, or a unix socket directory (starting with '/').
+    pub host: String,
+    pub port: u16,
 }
 
 impl Default for Settings {
@@ -217,8 +237,11 @@ impl Default for Settings {
             max_prepared_statements: 200,
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
+            so_reuseport: false,
+            peer_id: 0,
             databases: BTreeMap::new(),
             users: BTreeMap::new(),
+            peers: BTreeMap::new(),
         }
     }
 }

@@ -130,3 +130,11 @@ pub(crate) fn auth_type(value: &Scalar) -> Result<AuthType, Expected> {
         .and_then(|text| text.parse().ok())
         .ok_or(EXPECTED)
 }
+
+/// `peer_id`: 0 (peering off) up to the 14 bits the cancel key has room for.
+pub(crate) fn peer_id(value: &Scalar) -> Result<u16, Expected> {
+    whole_number(value)
+        .and_then(|number| u16::try_from(number).ok())
+        .filter(|id| *id <= super::settings::MAX_PEER_ID)
+        .ok_or("a whole number from 0 (peering disabled) to 16383")
+}

@@ -2,6 +2,7 @@ mod environment;
 mod errors;
 mod files;
 mod parsing;
+mod scale_out;
 
 use super::*;
 
