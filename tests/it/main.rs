@@ -4,6 +4,7 @@ mod harness;
 
 mod auth;
 mod copy;
+mod drain;
 mod harness_smoke;
 mod lifecycle;
 mod malformed_input;
@@ -15,6 +16,7 @@ mod prepared;
 mod queries;
 mod raw_wire;
 mod resilience;
+mod scale_out;
 mod session_only;
 mod session_settings;
 mod support;
