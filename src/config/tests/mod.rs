@@ -1,3 +1,4 @@
+mod deploy;
 mod environment;
 mod errors;
 mod files;
