@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{self, Settings};
+use crate::config::Settings;
 use crate::context::Shared;
 use crate::net::Stream;
 
@@ -46,12 +46,24 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
         None => None,
     };
 
+    // Issue 3: the Prometheus endpoint binds before pgmux reports itself ready.
+    let metrics = match &settings.metrics_listen {
+        Some(addr) => Some(
+            crate::metrics::bind(addr)
+                .await
+                .map_err(|e| AppError::Listen(addr.clone(), e))?,
+        ),
+        None => None,
+    };
     let shared = Shared::new(settings);
+    let stats_ticker = tokio::spawn(crate::admin::periodic::run(Arc::clone(&shared)));
+    let metrics_task =
+        metrics.map(|listener| tokio::spawn(crate::metrics::serve(Arc::clone(&shared), listener)));
     let tcp_loop = AcceptLoop::start(Arc::clone(&shared), tcp);
     let unix_loop =
         unix.map(|(listener, file)| (AcceptLoop::start(Arc::clone(&shared), listener), file));
 
-    wait_for_shutdown(&shared).await?;
+    let immediate = wait_for_shutdown(&shared).await?;
 
     // Not ready from now on; idle clients are closed at their next transaction boundary.
     shared.start_drain();
@@ -63,7 +75,11 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
         unix_loop.stop_and_sweep(&shared).await;
         file.remove_if_ours();
     }
-    drain(&shared, local).await;
+    drain(&shared, local, immediate).await;
+    stats_ticker.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -274,21 +290,36 @@ async fn back_off(error: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Serves SIGHUP reloads until SIGTERM or SIGINT arrives.
-async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<(), AppError> {
+/// Serves SIGHUP reloads (and SIGUSR1 pause / SIGUSR2 resume) until SIGTERM, SIGINT or
+/// the admin console's SHUTDOWN; true when that was a plain SHUTDOWN (no drain).
+async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
+    use crate::control::{PauseMode, ShutdownMode};
     let mut hangup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(AppError::Signal)?;
+    let mut usr2 = signal(SignalKind::user_defined2()).map_err(AppError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
     loop {
         tokio::select! {
             _ = hangup.recv() => reload(shared),
+            _ = usr1.recv() => {
+                tracing::info!("got SIGUSR1, pausing");
+                shared.control.set_mode(PauseMode::Pause);
+            }
+            _ = usr2.recv() => {
+                tracing::info!("got SIGUSR2, resuming");
+                shared.control.set_mode(PauseMode::None);
+            }
+            mode = shared.control.shutdown() => {
+                return Ok(mode == ShutdownMode::Immediate);
+            }
             _ = terminate.recv() => {
                 tracing::info!("got SIGTERM, shutting down");
-                return Ok(());
+                return Ok(false);
             }
             _ = interrupt.recv() => {
                 tracing::info!("got SIGINT, shutting down");
-                return Ok(());
+                return Ok(false);
             }
         }
     }
@@ -296,45 +327,16 @@ async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<(), AppError> {
 
 /// Re-reads the settings file. A bad file changes nothing and says why in one line.
 pub fn reload(shared: &Shared) {
-    let current = shared.settings();
-    let Some(path) = current.source.clone() else {
-        tracing::warn!("reload requested but the settings did not come from a file");
-        return;
-    };
-    match config::load(&path) {
-        Ok(new) => {
-            for (name, changed) in [
-                ("listen_addr", new.listen_addr != current.listen_addr),
-                ("listen_port", new.listen_port != current.listen_port),
-                (
-                    "unix_socket_dir",
-                    new.unix_socket_dir != current.unix_socket_dir,
-                ),
-                ("workers", new.workers != current.workers),
-                ("so_reuseport", new.so_reuseport != current.so_reuseport),
-                ("peer_id", new.peer_id != current.peer_id),
-            ] {
-                if changed {
-                    tracing::warn!(
-                        "{name} changed in {}: takes effect after a restart",
-                        path.display()
-                    );
-                }
-            }
-            shared.reload(new);
-            tracing::info!("reloaded {}", path.display());
-        }
-        Err(error) => tracing::error!("reload failed, keeping the old settings: {error}"),
-    }
+    let _ = crate::admin::reload(shared);
 }
 
 /// Lets running transactions finish (idle clients are told "pooler is shutting down"),
 /// up to `shutdown_timeout`.
-async fn drain(shared: &Arc<Shared>, local: SocketAddr) {
+async fn drain(shared: &Arc<Shared>, local: SocketAddr, immediate: bool) {
     shared.start_drain();
     let timeout = shared.settings().shutdown_timeout;
     let started = tokio::time::Instant::now();
-    while shared.client_count() > 0 {
+    while !immediate && shared.client_count() > 0 {
         if !timeout.is_zero() && started.elapsed() >= timeout {
             tracing::warn!(
                 clients = shared.client_count(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use dashmap::DashMap;
-use rand::Rng;
+use rand::{Rng, RngExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::config::PeerSettings;

@@ -20,12 +20,24 @@ pub struct Shared {
     /// SCRAM secrets derived from plain-text passwords in `[users]`, once per password:
     /// deriving one costs 4,096 HMAC rounds, too much to pay on every login.
     pub derived_secrets: DashMap<(String, String), Arc<crate::auth::ScramSecret>>,
-    /// Client connections open now (logging in or logged in), for `max_client_conn`.
+    /// Client connections open now, logging in or logged in: a drain waits for them.
     pub clients: AtomicUsize,
+    /// Clients past their startup packet, counted against `max_client_conn`. Sockets
+    /// that never send one (half-open, slowloris) do not count: they cannot lock real
+    /// clients out, and `client_login_timeout` closes them.
+    sessions: Arc<AtomicUsize>,
     db_counts: DashMap<String, Arc<SharedCount>>,
     user_counts: DashMap<String, Arc<SharedCount>>,
     server_ids: Arc<AtomicU64>,
     drain: DrainTrigger,
+    // Admin console, statistics and metrics (issue 3):
+    /// Logged-in clients and their states.
+    pub registry: Arc<crate::registry::Registry>,
+    /// PAUSE/RESUME/DISABLE/SHUTDOWN switches.
+    pub control: crate::control::Control,
+    /// The `stats_period` window that SHOW STATS averages are computed over.
+    pub stats_clock: crate::stats::StatsClock,
+    pub started: std::time::SystemTime,
 }
 
 /// Why a pool could not be found for a client.
@@ -46,16 +58,31 @@ impl Shared {
             statements: Default::default(),
             derived_secrets: DashMap::new(),
             clients: AtomicUsize::new(0),
+            sessions: Arc::new(AtomicUsize::new(0)),
             db_counts: DashMap::new(),
             user_counts: DashMap::new(),
             server_ids: Arc::new(AtomicU64::new(0)),
             drain,
+            registry: Default::default(),
+            control: Default::default(),
+            stats_clock: Default::default(),
+            started: std::time::SystemTime::now(),
         })
     }
 
     /// The settings in force; read once per login or transaction, not per message.
     pub fn settings(&self) -> Arc<Settings> {
         self.settings.load_full()
+    }
+
+    /// `cached` if it is still the settings in force, else the new ones. Comparing costs
+    /// no reference count: sessions on every core check once per transaction without
+    /// contending on one cache line.
+    pub fn refresh_settings(&self, cached: &mut Arc<Settings>) {
+        let current = self.settings.load();
+        if !Arc::ptr_eq(cached, &current) {
+            *cached = Arc::clone(&current);
+        }
     }
 
     pub fn drain(&self) -> Drain {
@@ -132,6 +159,37 @@ impl Shared {
         });
     }
 
+    /// Takes the pools of `database` (all when None) out of service: they are closed and
+    /// forgotten, and the next login opens fresh ones (KILL).
+    pub fn remove_pools(&self, database: Option<&str>) -> Vec<Arc<Pool>> {
+        let mut removed = Vec::new();
+        self.pools.retain(|key, pool| {
+            let hit = database.map_or(true, |db| db == key.database);
+            if hit {
+                removed.push(Arc::clone(pool));
+            }
+            !hit
+        });
+        for pool in &removed {
+            pool.close();
+        }
+        removed
+    }
+
+    /// Takes one of `max_client_conn` places, held until the guard drops.
+    pub fn take_client_slot(&self, max_client_conn: usize) -> Option<ClientSlot> {
+        self.sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max_client_conn).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ClientSlot(Arc::clone(&self.sessions)))
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
     pub fn client_count(&self) -> usize {
         self.clients.load(Ordering::Relaxed)
     }
@@ -176,5 +234,15 @@ fn limits(settings: &Settings, database: &str, user: &str) -> PoolLimits {
         server_check_delay: settings.server_check_delay,
         server_check_query: settings.server_check_query.clone(),
         query_wait_timeout: settings.query_wait_timeout,
+    }
+}
+
+/// One place under `max_client_conn`.
+#[derive(Debug)]
+pub struct ClientSlot(Arc<AtomicUsize>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

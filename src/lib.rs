@@ -1,13 +1,17 @@
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cancel;
 pub mod client;
 pub mod config;
 pub mod context;
+pub mod control;
+pub mod metrics;
 pub mod net;
 pub mod params;
 pub mod pool;
 pub mod protocol;
+pub mod registry;
 pub mod server;
 pub mod shutdown;
 pub mod statements;

@@ -26,7 +26,6 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let path = cli
         .config
         .or(cli.config_file)
@@ -38,6 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    init_logging(settings.log_format);
     if cli.check {
         println!("{}: ok", path.display());
         return ExitCode::SUCCESS;
@@ -63,15 +63,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// `log_format`: text (the default) or one JSON object per line.
+fn init_logging(format: pgmux::config::LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        pgmux::config::LogFormat::Json => builder.json().init(),
+        pgmux::config::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// Every client and server connection is a file descriptor: a pooler holding thousands of

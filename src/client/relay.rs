@@ -24,6 +24,7 @@ use crate::protocol::sqlstate::{
 use crate::protocol::FrameCursor;
 use crate::server::ServerConn;
 use crate::stats::PoolStats;
+use std::time::Duration;
 
 const SERVER_READ: usize = 16 * 1024;
 /// Server messages pgmux reads whole (ReadyForQuery, ParameterStatus, ErrorResponse,
@@ -34,6 +35,28 @@ const MAX_INSPECTED: usize = 64 * 1024;
 const MAX_REWRITTEN: usize = 256 << 20;
 /// Statement texts up to this size are read whole to check for session-only features.
 const MAX_CHECKED: usize = 64 * 1024;
+
+/// The settings a relay consults, copied once per transaction.
+#[derive(Clone, Copy)]
+struct RelayLimits {
+    query_timeout: Duration,
+    idle_transaction_timeout: Duration,
+    client_idle_timeout: Duration,
+    max_prepared_statements: usize,
+    max_packet_size: usize,
+}
+
+impl From<&Settings> for RelayLimits {
+    fn from(settings: &Settings) -> RelayLimits {
+        RelayLimits {
+            query_timeout: settings.query_timeout,
+            idle_transaction_timeout: settings.idle_transaction_timeout,
+            client_idle_timeout: settings.client_idle_timeout,
+            max_prepared_statements: settings.max_prepared_statements,
+            max_packet_size: settings.max_packet_size,
+        }
+    }
+}
 
 /// Per-relay counters, added to the pool's stats once at the end.
 #[derive(Default)]
@@ -68,7 +91,7 @@ impl Session {
         server: &mut PooledServer,
         tally: &mut Tally,
     ) -> Result<Relayed, Refusal> {
-        let settings = self.shared.settings();
+        let settings = RelayLimits::from(&*self.config);
         let conn: &mut ServerConn = server;
         let mut queue = ReplyQueue::default();
         let mut server_cursor = FrameCursor::default();
@@ -108,14 +131,18 @@ impl Session {
                     }
                     self.relay_server(conn, &mut server_cursor, &mut queue, tally).await?;
                     if !queue.awaiting_server() {
-                        if let Some(since) = waiting_since.take() {
-                            tally.query_us += since.elapsed().as_micros() as u64;
+                                                if let Some(since) = waiting_since.take() {
+                            let query_us = since.elapsed().as_micros() as u64;
+                            tally.query_us += query_us;
+                            self.pool.stats.observe_query(query_us);
                         }
                     }
                     if queue.is_idle() && !server_cursor.mid_frame() {
                         if let Some(started) = tally.transaction_started.take() {
+                                                        let transaction_us = started.elapsed().as_micros() as u64;
                             tally.transactions += 1;
-                            tally.transaction_us += started.elapsed().as_micros() as u64;
+                            tally.transaction_us += transaction_us;
+                            self.pool.stats.observe_transaction(transaction_us);
                         }
                         if self.mode != PoolMode::Session {
                             return Ok(Relayed::Done);
@@ -142,7 +169,7 @@ impl Session {
     /// The next timeout that applies in the relay's current state, with the error it ends in.
     fn deadline(
         &self,
-        settings: &Settings,
+        settings: &RelayLimits,
         queue: &ReplyQueue,
         waiting_since: Option<Instant>,
         last_client_activity: Instant,
@@ -176,7 +203,7 @@ impl Session {
         &mut self,
         conn: &mut ServerConn,
         queue: &mut ReplyQueue,
-        settings: &Settings,
+        settings: &RelayLimits,
         tally: &mut Tally,
     ) -> Result<bool, Refusal> {
         let capacity = settings.max_prepared_statements;
@@ -206,6 +233,7 @@ impl Session {
                     Refusal::new(PROTOCOL_VIOLATION, format!("invalid client message: {e}"))
                 })?;
             let Some(frame) = frame else { break };
+            check_client_message(frame.tag, frame.body_len, settings.max_packet_size)?;
             if frame.tag == b'X' {
                 // Terminate is for pgmux, not for a pooled server.
                 terminate_at = Some(start);
@@ -459,4 +487,42 @@ fn refusal_for(frame: &crate::protocol::frame::Frame<'_>) -> Option<Vec<u8>> {
         Some(session_only::HINT),
     );
     Some(error.to_vec())
+}
+
+/// Messages a client may send once logged in (PostgreSQL's own list in postgres.c).
+fn is_frontend_message(tag: u8) -> bool {
+    matches!(
+        tag,
+        b'Q' | b'P' | b'B' | b'E' | b'D' | b'C' | b'S' | b'H' | b'F' | b'd' | b'c' | b'f' | b'X'
+    )
+}
+
+/// Ends the client (08P01) for a message type PostgreSQL does not know or one larger
+/// than `max_packet_size`, before any of it reaches a server.
+pub(super) fn check_client_message(
+    tag: u8,
+    body_len: usize,
+    max_packet_size: usize,
+) -> Result<(), Refusal> {
+    if !is_frontend_message(tag) {
+        let shown = if tag.is_ascii_graphic() {
+            format!("'{}'", tag as char)
+        } else {
+            tag.to_string()
+        };
+        return Err(Refusal::new(
+            PROTOCOL_VIOLATION,
+            format!("invalid frontend message type {shown}"),
+        ));
+    }
+    if body_len.saturating_add(HEADER_LEN) > max_packet_size {
+        return Err(Refusal::new(
+            PROTOCOL_VIOLATION,
+            format!(
+                "message of {} bytes exceeds max_packet_size ({max_packet_size})",
+                body_len + HEADER_LEN
+            ),
+        ));
+    }
+    Ok(())
 }

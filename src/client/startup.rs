@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::session::Session;
 use super::{auth, Refusal};
 use crate::config::Settings;
-use crate::context::{PoolLookup, Shared};
+use crate::context::{ClientSlot, PoolLookup, Shared};
 use crate::net::Stream;
 use crate::params::{canonical_name, Params, TRACKED};
 use crate::pool::{CheckoutError, Pool};
@@ -36,7 +36,12 @@ pub async fn accept(
             .unwrap_or_else(|_| Err(Refusal::new(PROTOCOL_VIOLATION, "client_login_timeout")))
     };
     match outcome {
-        Ok(Some(login)) => Ok(Some(Session::new(
+        // Admin console (issue 3): served here, outside the pooled session loop.
+        Ok(Some(Admitted::Console(role, user))) => {
+            crate::admin::serve(Arc::clone(shared), stream, role, user).await;
+            Ok(None)
+        }
+        Ok(Some(Admitted::Pool(login))) => Ok(Some(Session::new(
             Arc::clone(shared),
             stream,
             login,
@@ -50,6 +55,12 @@ pub async fn accept(
     }
 }
 
+/// Where a logged-in client goes: a pool's session, or the admin console.
+enum Admitted {
+    Pool(Login),
+    Console(crate::admin::Role, String),
+}
+
 /// What a successful login hands to the session.
 pub struct Login {
     pub database: String,
@@ -57,6 +68,8 @@ pub struct Login {
     pub pool: Arc<Pool>,
     pub params: Params,
     pub leftover: BytesMut,
+    /// The client's place under `max_client_conn`, held for the session's life.
+    pub slot: ClientSlot,
 }
 
 async fn log_in(
@@ -64,7 +77,7 @@ async fn log_in(
     settings: &Settings,
     stream: &mut Stream,
     peer: &str,
-) -> Result<Option<Login>, Refusal> {
+) -> Result<Option<Admitted>, Refusal> {
     let mut buf = BytesMut::with_capacity(512);
     let Some(startup) = read_startup_message(shared, stream, &mut buf).await? else {
         return Ok(None);
@@ -89,15 +102,37 @@ async fn log_in(
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
-    tracing::info!(peer, db = %database, user = %user, "login attempt");
+    if settings.log_connections {
+        tracing::info!(peer, db = %database, user = %user, "login attempt");
+    }
 
     // No check for a drain here: the listener closes as the drain begins, so a login now
     // comes from a connection accepted just before, whose first transaction is served
     // (see shutdown::FIRST_REQUEST_GRACE).
-    if shared.client_count() > settings.max_client_conn {
+    let slot = shared
+        .take_client_slot(settings.max_client_conn)
+        .ok_or_else(|| {
+            Refusal::new(
+                TOO_MANY_CONNECTIONS,
+                "no more connections allowed (max_client_conn)",
+            )
+        })?;
+    // Admin console (issue 3): normal auth, then admin_users/stats_users decide.
+    if crate::admin::is_console(&database) {
+        auth::authenticate(shared, stream, &mut buf, settings, &user).await?;
+        let role = crate::admin::role_of(settings, &user).ok_or_else(|| {
+            Refusal::new(
+                crate::admin::INSUFFICIENT_PRIVILEGE,
+                format!("permission denied for database \"{database}\""),
+            )
+        })?;
+        return Ok(Some(Admitted::Console(role, user)));
+    }
+    // DISABLE db (issue 3): new logins are refused until ENABLE.
+    if shared.control.is_disabled(&database) {
         return Err(Refusal::new(
-            TOO_MANY_CONNECTIONS,
-            "no more connections allowed (max_client_conn)",
+            PROTOCOL_VIOLATION,
+            format!("database \"{database}\" is disabled"),
         ));
     }
     let requested = requested_params(&startup, settings, peer)?;
@@ -119,13 +154,14 @@ async fn log_in(
     let server_params = server_params(&pool).await?;
     let params = session_params(&server_params, &requested, settings);
     welcome(stream, &server_params, &params).await?;
-    Ok(Some(Login {
+    Ok(Some(Admitted::Pool(Login {
         database,
         user,
         pool,
         params,
         leftover: buf,
-    }))
+        slot,
+    })))
 }
 
 /// Reads until a StartupMessage, answering SSLRequest/GSSENCRequest with 'N' (no TLS

@@ -87,6 +87,22 @@ impl std::fmt::Display for AuthType {
     }
 }
 
+/// How log lines are written: PgBouncer-like text, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// A `pool_mode` or `auth_type` string that names no known variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownVariant;
@@ -171,6 +187,8 @@ pub struct Settings {
     /// Named prepared statements kept per server connection (least recently used are
     /// closed beyond it); 0 passes named statements through untouched, as PgBouncer does.
     pub max_prepared_statements: usize,
+    /// Largest message a client may send after login, as in PgBouncer.
+    pub max_packet_size: usize,
     /// How long SIGTERM/SIGINT wait for running transactions before closing.
     pub shutdown_timeout: Duration,
     /// Tokio worker threads; 0 = one per core.
@@ -181,6 +199,15 @@ pub struct Settings {
     /// This instance's id among its peers, encoded in every cancel key it hands out;
     /// 0 = peering disabled. At most [`MAX_PEER_ID`].
     pub peer_id: u16,
+    /// Seconds between the stats log lines and between SHOW STATS averages.
+    pub stats_period: Duration,
+    /// `host:port` for the Prometheus endpoint; None = off.
+    pub metrics_listen: Option<String>,
+    pub log_connections: bool,
+    pub log_disconnections: bool,
+    pub log_pooler_errors: bool,
+    pub log_stats: bool,
+    pub log_format: LogFormat,
     pub databases: BTreeMap<String, DatabaseSettings>,
     pub users: BTreeMap<String, UserSettings>,
     /// Other instances by peer id, where cancel requests for their clients are forwarded.
@@ -235,10 +262,18 @@ impl Default for Settings {
             track_extra_parameters: vec!["IntervalStyle".to_owned()],
             application_name_add_host: false,
             max_prepared_statements: 200,
+            max_packet_size: 2_147_483_647,
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
             so_reuseport: false,
             peer_id: 0,
+            stats_period: Duration::from_secs(60),
+            metrics_listen: None,
+            log_connections: true,
+            log_disconnections: true,
+            log_pooler_errors: true,
+            log_stats: true,
+            log_format: LogFormat::Text,
             databases: BTreeMap::new(),
             users: BTreeMap::new(),
             peers: BTreeMap::new(),

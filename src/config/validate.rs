@@ -67,10 +67,26 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
         track_extra_parameters: list(raw.track_extra_parameters, defaults.track_extra_parameters),
         application_name_add_host: setting!(application_name_add_host, values::flag),
         max_prepared_statements: setting!(max_prepared_statements, values::count),
+        max_packet_size: setting!(max_packet_size, values::positive_count),
         shutdown_timeout: setting!(shutdown_timeout, values::duration),
         workers: setting!(workers, values::count),
         so_reuseport: setting!(so_reuseport, values::flag),
         peer_id: setting!(peer_id, values::peer_id),
+        stats_period: match setting!(stats_period, values::duration) {
+            period if period.is_zero() => {
+                return Err(at.invalid("stats_period", "must be at least 1 second"))
+            }
+            period => period,
+        },
+        // An empty metrics_listen keeps the endpoint off.
+        metrics_listen: at
+            .convert("metrics_listen", raw.metrics_listen.as_ref(), values::text)?
+            .filter(|addr| !addr.trim().is_empty()),
+        log_connections: setting!(log_connections, values::flag),
+        log_disconnections: setting!(log_disconnections, values::flag),
+        log_pooler_errors: setting!(log_pooler_errors, values::flag),
+        log_stats: setting!(log_stats, values::flag),
+        log_format: setting!(log_format, values::log_format),
         databases: raw
             .databases
             .into_iter()

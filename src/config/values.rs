@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::raw::Scalar;
-use super::settings::{AuthType, PoolMode};
+use super::settings::{AuthType, LogFormat, PoolMode};
 
 /// What a value should have looked like, for `invalid value …: expected {Expected}`.
 pub(crate) type Expected = &'static str;
@@ -137,4 +137,18 @@ pub(crate) fn peer_id(value: &Scalar) -> Result<u16, Expected> {
         .and_then(|number| u16::try_from(number).ok())
         .filter(|id| *id <= super::settings::MAX_PEER_ID)
         .ok_or("a whole number from 0 (peering disabled) to 16383")
+}
+
+pub(crate) fn log_format(value: &Scalar) -> Result<LogFormat, Expected> {
+    const EXPECTED: Expected = "\"text\" or \"json\"";
+    match text(value)
+        .map_err(|_| EXPECTED)?
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(EXPECTED),
+    }
 }

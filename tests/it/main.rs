@@ -2,10 +2,18 @@
 //! is started once for all tests.
 mod harness;
 
+mod admin_console;
+mod admin_control;
+mod admin_metrics;
+mod admin_shapes;
+mod admin_states;
+mod admin_support;
 mod auth;
 mod copy;
 mod drain;
+mod fuzz_input;
 mod harness_smoke;
+mod hostile_input;
 mod lifecycle;
 mod malformed_input;
 mod modes;
