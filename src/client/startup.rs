@@ -15,7 +15,8 @@ use crate::params::{canonical_name, Params, TRACKED};
 use crate::pool::{CheckoutError, Pool};
 use crate::protocol::builders;
 use crate::protocol::sqlstate::{
-    INVALID_AUTHORIZATION, INVALID_CATALOG_NAME, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS,
+    ADMIN_SHUTDOWN, INVALID_AUTHORIZATION, INVALID_CATALOG_NAME, PROTOCOL_VIOLATION,
+    TOO_MANY_CONNECTIONS,
 };
 use crate::protocol::startup::{read_startup, StartupMessage, StartupPacket, PROTOCOL_MINOR};
 
@@ -106,9 +107,13 @@ async fn log_in(
         tracing::info!(peer, db = %database, user = %user, "login attempt");
     }
 
-    // No check for a drain here: the listener closes as the drain begins, so a login now
-    // comes from a connection accepted just before, whose first transaction is served
-    // (see shutdown::FIRST_REQUEST_GRACE).
+    // A drain closes the listener as it begins, so a login now comes from a connection
+    // accepted just before: on SIGTERM (a rollout, an online restart) its first
+    // transaction is served (see shutdown::FIRST_REQUEST_GRACE). The console's SHUTDOWN
+    // refuses it at once: the operator asked for no new clients.
+    if shared.control.shutdown_requested().is_some() {
+        return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
+    }
     let slot = shared
         .take_client_slot(settings.max_client_conn)
         .ok_or_else(|| {

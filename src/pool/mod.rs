@@ -492,8 +492,6 @@ impl Pool {
     }
 }
 
-
-
 fn checkout_error(error: &ServerError) -> CheckoutError {
     match error {
         ServerError::Refused { code, message } => CheckoutError::Server {

@@ -38,21 +38,8 @@ fn configmap_toml(yaml: &str) -> String {
         .join("\n")
 }
 
-/// `metrics_listen` belongs to the admin console, which may not be merged into this
-/// build yet; everything else must be known.
 fn load(toml_text: &str, env: &[(String, String)]) -> Settings {
-    match parse_str(toml_text, FILE, env) {
-        Ok(settings) => settings,
-        Err(error) if error.to_string().contains("metrics_listen") => {
-            let without: String = toml_text
-                .lines()
-                .filter(|l| !l.starts_with("metrics_listen"))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            parse_str(&without, FILE, env).unwrap_or_else(|error| panic!("{error}"))
-        }
-        Err(error) => panic!("{error}"),
-    }
+    parse_str(toml_text, FILE, env).unwrap_or_else(|error| panic!("{error}"))
 }
 
 #[test]
@@ -61,6 +48,8 @@ fn the_image_configured_by_compose_variables_has_its_database_and_user() {
     assert!(env.len() >= 4, "{env:?}");
     let settings = load(IMAGE_TOML, &env);
     assert_eq!(settings.listen_addr, "0.0.0.0");
+    // The HEALTHCHECK and the probes ask port 9127.
+    assert_eq!(settings.metrics_listen.as_deref(), Some("0.0.0.0:9127"));
     assert_eq!(settings.unix_socket_dir, None);
     let app = &settings.databases["app"];
     assert_eq!((app.host.as_str(), app.port), ("postgres", 5432));
@@ -78,6 +67,7 @@ fn the_configmap_with_the_secret_has_its_database_and_password() {
     let settings = load(&toml_text, &pgmux_variables(SECRET));
     assert_eq!(settings.users["app"].password.as_deref(), Some("change-me"));
     assert_eq!(settings.databases["app"].port, 5432);
+    assert_eq!(settings.metrics_listen.as_deref(), Some("0.0.0.0:9127"));
     // The kubelet sends SIGTERM after the preStop sleep and SIGKILL at the end of the
     // grace period: the drain must fit between the two.
     let grace = yaml_number(DEPLOYMENT, "terminationGracePeriodSeconds");
