@@ -1,13 +1,16 @@
 //! Listeners, the accept loops, and the process lifecycle: SIGHUP reloads the settings
 //! file, SIGTERM/SIGINT drain (stop accepting, let transactions finish, then exit).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::context::Shared;
@@ -21,20 +24,23 @@ pub enum AppError {
     Signal(std::io::Error),
 }
 
+/// The kernel's queue of connections not yet accepted; as tokio's default.
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// Runs pgmux until a drain completes.
 pub async fn run(settings: Settings) -> Result<(), AppError> {
-    let tcp_address = format!(
-        "{}:{}",
+    let tcp = bind_tcp(
         tcp_host(&settings.listen_addr),
-        settings.listen_port
-    );
-    let tcp = TcpListener::bind(&tcp_address)
-        .await
-        .map_err(|e| AppError::Listen(tcp_address.clone(), e))?;
+        settings.listen_port,
+        settings.so_reuseport,
+    )?;
     let local = tcp
         .local_addr()
-        .map_err(|e| AppError::Listen(tcp_address, e))?;
+        .map_err(|e| AppError::Listen(settings.listen_addr.clone(), e))?;
     tracing::info!("listening on {local}");
+    if settings.so_reuseport {
+        hint_about_migration();
+    }
     let unix = match &settings.unix_socket_dir {
         Some(dir) => Some(bind_unix(dir, local.port())?),
         None => None,
@@ -53,24 +59,21 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
     let stats_ticker = tokio::spawn(crate::admin::periodic::run(Arc::clone(&shared)));
     let metrics_task =
         metrics.map(|listener| tokio::spawn(crate::metrics::serve(Arc::clone(&shared), listener)));
-    let accepting = tokio::spawn(accept_tcp(Arc::clone(&shared), tcp));
-    let accepting_unix = unix.as_ref().map(|(listener, _)| listener.clone());
-    let unix_task = unix.map(|(_, path)| {
-        (
-            tokio::spawn(accept_unix(
-                Arc::clone(&shared),
-                accepting_unix.expect("set with unix"),
-            )),
-            path,
-        )
-    });
+    let tcp_loop = AcceptLoop::start(Arc::clone(&shared), tcp);
+    let unix_loop =
+        unix.map(|(listener, file)| (AcceptLoop::start(Arc::clone(&shared), listener), file));
 
     let immediate = wait_for_shutdown(&shared).await?;
 
-    accepting.abort();
-    if let Some((task, path)) = unix_task {
-        task.abort();
-        let _ = std::fs::remove_file(path);
+    // Not ready from now on; idle clients are closed at their next transaction boundary.
+    shared.start_drain();
+    // Stop listening. Connections the kernel already queued for us were accepted by the
+    // client before we closed: serve them rather than let the close reset them (with
+    // SO_REUSEPORT another instance takes every connection from here on).
+    tcp_loop.stop_and_sweep(&shared).await;
+    if let Some((unix_loop, file)) = unix_loop {
+        unix_loop.stop_and_sweep(&shared).await;
+        file.remove_if_ours();
     }
     drain(&shared, local, immediate).await;
     stats_ticker.abort();
@@ -87,44 +90,196 @@ fn tcp_host(listen_addr: &str) -> &str {
     }
 }
 
-type SharedUnixListener = Arc<UnixListener>;
-
-fn bind_unix(dir: &Path, port: u16) -> Result<(SharedUnixListener, PathBuf), AppError> {
-    let path = dir.join(format!(".s.PGSQL.{port}"));
-    // A socket file left by a previous run would make bind fail.
-    let _ = std::fs::remove_file(&path);
-    let listener =
-        UnixListener::bind(&path).map_err(|e| AppError::Listen(path.display().to_string(), e))?;
-    tracing::info!("listening on unix socket {}", path.display());
-    Ok((Arc::new(listener), path))
+/// Binds the first address `host` resolves to that accepts the bind. With `reuse_port`,
+/// other processes (of the same user) setting it too may bind the same address: the
+/// kernel spreads new connections across them.
+fn bind_tcp(host: &str, port: u16, reuse_port: bool) -> Result<TcpListener, AppError> {
+    let name = format!("{host}:{port}");
+    let failed = |error| AppError::Listen(name.clone(), error);
+    let mut last_error = None;
+    for address in (host, port).to_socket_addrs().map_err(failed)? {
+        match bind_tcp_address(address, reuse_port) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(failed(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+    })))
 }
 
-async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener) {
-    loop {
-        match listener.accept().await {
-            Ok((socket, _)) => {
-                let _ = socket.set_nodelay(true);
-                tokio::spawn(crate::client::serve(
-                    Arc::clone(&shared),
-                    Stream::Tcp(socket),
-                ));
-            }
-            Err(error) => back_off(error).await,
+fn bind_tcp_address(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    // As tokio's bind does: a restart need not wait for TIME_WAIT sockets to expire.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// When a listener in a SO_REUSEPORT group closes, Linux resets the connections still
+/// in its accept queue unless `net.ipv4.tcp_migrate_req` hands them to a sibling.
+/// pgmux accepts everything queued before closing, which leaves a window of
+/// microseconds; the setting closes it.
+fn hint_about_migration() {
+    const SYSCTL: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
+    if let Ok(value) = std::fs::read_to_string(SYSCTL) {
+        if value.trim() == "0" {
+            tracing::info!(
+                "so_reuseport: net.ipv4.tcp_migrate_req is 0; set it to 1 so that a \
+                 connection arriving in the instant an instance stops listening moves \
+                 to another instance instead of being reset"
+            );
         }
     }
 }
 
-async fn accept_unix(shared: Arc<Shared>, listener: SharedUnixListener) {
-    loop {
-        match listener.accept().await {
-            Ok((socket, _)) => {
-                tokio::spawn(crate::client::serve(
-                    Arc::clone(&shared),
-                    Stream::Unix(socket),
-                ));
-            }
-            Err(error) => back_off(error).await,
+/// The unix socket file this process created, removed at exit only if it is still
+/// ours: during an online restart the new process replaces it with its own.
+struct SocketFile {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl SocketFile {
+    fn identity(path: &Path) -> Option<(u64, u64)> {
+        std::fs::metadata(path)
+            .ok()
+            .map(|meta| (meta.dev(), meta.ino()))
+    }
+
+    fn remove_if_ours(&self) {
+        if self.identity.is_some() && Self::identity(&self.path) == self.identity {
+            let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+fn bind_unix(dir: &Path, port: u16) -> Result<(UnixListener, SocketFile), AppError> {
+    let path = dir.join(format!(".s.PGSQL.{port}"));
+    // A socket file left by a previous run (or still used by the instance this one
+    // replaces) would make bind fail.
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).map_err(|e| AppError::Listen(path.display().to_string(), e))?;
+    tracing::info!("listening on unix socket {}", path.display());
+    let identity = SocketFile::identity(&path);
+    Ok((listener, SocketFile { path, identity }))
+}
+
+/// A TCP or unix listener that can hand its accepted sockets to `client::serve`.
+trait Listener: Send + 'static {
+    type Socket;
+    fn poll_accept_socket(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<Self::Socket>> + Send;
+    /// Accepts what the kernel has queued, without waiting, then closes the listener.
+    fn sweep(self) -> Vec<Self::Socket>;
+    fn stream(socket: Self::Socket) -> Option<Stream>;
+}
+
+impl Listener for TcpListener {
+    type Socket = TcpStream;
+
+    async fn poll_accept_socket(&self) -> std::io::Result<TcpStream> {
+        self.accept().await.map(|(socket, _)| socket)
+    }
+
+    fn sweep(self) -> Vec<TcpStream> {
+        let Ok(listener) = self.into_std() else {
+            return Vec::new();
+        };
+        std::iter::from_fn(|| listener.accept().ok())
+            .filter_map(|(socket, _)| {
+                socket.set_nonblocking(true).ok()?;
+                TcpStream::from_std(socket).ok()
+            })
+            .collect()
+    }
+
+    fn stream(socket: TcpStream) -> Option<Stream> {
+        let _ = socket.set_nodelay(true);
+        Some(Stream::Tcp(socket))
+    }
+}
+
+impl Listener for UnixListener {
+    type Socket = UnixStream;
+
+    async fn poll_accept_socket(&self) -> std::io::Result<UnixStream> {
+        self.accept().await.map(|(socket, _)| socket)
+    }
+
+    fn sweep(self) -> Vec<UnixStream> {
+        let Ok(listener) = self.into_std() else {
+            return Vec::new();
+        };
+        std::iter::from_fn(|| listener.accept().ok())
+            .filter_map(|(socket, _)| {
+                socket.set_nonblocking(true).ok()?;
+                UnixStream::from_std(socket).ok()
+            })
+            .collect()
+    }
+
+    fn stream(socket: UnixStream) -> Option<Stream> {
+        Some(Stream::Unix(socket))
+    }
+}
+
+/// An accept loop that gives its listener back when told to stop.
+struct AcceptLoop<L> {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Option<L>>,
+}
+
+impl<L: Listener> AcceptLoop<L>
+where
+    L::Socket: Send,
+{
+    fn start(shared: Arc<Shared>, listener: L) -> Self {
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => return Some(listener),
+                    accepted = listener.poll_accept_socket() => match accepted {
+                        Ok(socket) => spawn_client(&shared, L::stream(socket)),
+                        Err(error) => back_off(error).await,
+                    },
+                }
+            }
+        });
+        AcceptLoop { stop, task }
+    }
+
+    async fn stop_and_sweep(self, shared: &Arc<Shared>) {
+        let _ = self.stop.send(());
+        if let Ok(Some(listener)) = self.task.await {
+            let queued = listener.sweep();
+            if !queued.is_empty() {
+                tracing::info!("serving {} connection(s) queued at shutdown", queued.len());
+            }
+            for socket in queued {
+                spawn_client(shared, L::stream(socket));
+            }
+        }
+    }
+}
+
+fn spawn_client(shared: &Arc<Shared>, stream: Option<Stream>) {
+    if let Some(stream) = stream {
+        tokio::spawn(crate::client::serve(Arc::clone(shared), stream));
     }
 }
 

@@ -51,11 +51,13 @@ pub enum PoolLookup {
 impl Shared {
     pub fn new(settings: Settings) -> Arc<Shared> {
         let (drain, _) = crate::shutdown::channel();
+        let cancels = CancelMap::new(settings.peer_id);
+        cancels.set_peers(&settings.peers);
         Arc::new(Shared {
             tls: crate::tls::TlsState::new(&settings.tls),
             settings: ArcSwap::from_pointee(settings),
             pools: DashMap::new(),
-            cancels: CancelMap::default(),
+            cancels,
             statements: Default::default(),
             derived_secrets: DashMap::new(),
             clients: AtomicUsize::new(0),
@@ -145,6 +147,7 @@ impl Shared {
         if let Err(error) = self.tls.reload(&new.tls) {
             tracing::error!("TLS reload failed, keeping the old certificates: {error}");
         }
+        self.cancels.set_peers(&new.peers);
         self.settings.store(Arc::new(new));
         let settings = self.settings();
         self.pools.retain(|key, pool| {

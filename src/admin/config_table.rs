@@ -122,6 +122,8 @@ settings_table!(
     max_packet_size,
     shutdown_timeout,
     workers,
+    so_reuseport,
+    peer_id,
     stats_period,
     metrics_listen,
     log_connections,

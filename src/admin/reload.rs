@@ -4,11 +4,13 @@
 use crate::context::Shared;
 
 /// Settings read only at start; a reload that changes them says so.
-pub const RESTART_ONLY: [&str; 6] = [
+pub const RESTART_ONLY: [&str; 8] = [
     "listen_addr",
     "listen_port",
     "unix_socket_dir",
     "workers",
+    "so_reuseport",
+    "peer_id",
     "metrics_listen",
     "log_format",
 ];
@@ -26,6 +28,8 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
                 new.listen_port != current.listen_port,
                 new.unix_socket_dir != current.unix_socket_dir,
                 new.workers != current.workers,
+                new.so_reuseport != current.so_reuseport,
+                new.peer_id != current.peer_id,
                 new.metrics_listen != current.metrics_listen,
                 new.log_format != current.log_format,
             ];

@@ -111,7 +111,11 @@ async fn log_in(
         tracing::info!(peer, db = %database, user = %user, "login attempt");
     }
 
-    if shared.is_draining() {
+    // A drain closes the listener as it begins, so a login now comes from a connection
+    // accepted just before: on SIGTERM (a rollout, an online restart) its first
+    // transaction is served (see shutdown::FIRST_REQUEST_GRACE). The console's SHUTDOWN
+    // refuses it at once: the operator asked for no new clients.
+    if shared.control.shutdown_requested().is_some() {
         return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
     }
     let slot = shared

@@ -54,6 +54,8 @@ pub(crate) struct RawConfig {
     pub server_tls_ca_file: Option<Scalar>,
     pub server_tls_cert_file: Option<Scalar>,
     pub server_tls_key_file: Option<Scalar>,
+    pub so_reuseport: Option<Scalar>,
+    pub peer_id: Option<Scalar>,
     // Admin console, statistics, metrics and logging (issue 3).
     pub stats_period: Option<Scalar>,
     pub metrics_listen: Option<Scalar>,
@@ -64,6 +66,7 @@ pub(crate) struct RawConfig {
     pub log_format: Option<Scalar>,
     pub databases: BTreeMap<String, RawDatabase>,
     pub users: BTreeMap<String, RawUser>,
+    pub peers: BTreeMap<String, RawPeer>,
 }
 
 /// `[databases.NAME]`: either discrete connection keys or one `url`.
@@ -98,6 +101,19 @@ pub(crate) struct RawUser {
     pub password: Option<Scalar>,
     pub pool_mode: Option<Scalar>,
     pub max_user_connections: Option<Scalar>,
+}
+
+/// `[peers.ID]`: another pgmux instance that forwards cancel requests to this one's
+/// clients (PgBouncer's `[peers]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a [peers.ID] table of host and port"
+)]
+pub(crate) struct RawPeer {
+    pub host: Option<Scalar>,
+    pub port: Option<Scalar>,
 }
 
 /// One TOML scalar, or the text of an environment variable.

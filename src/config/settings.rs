@@ -195,6 +195,12 @@ pub struct Settings {
     pub workers: usize,
     /// TLS towards clients and towards PostgreSQL.
     pub tls: super::TlsSettings,
+    /// Bind the listening port with SO_REUSEPORT, so several pgmux processes share it
+    /// (scale-out on one host, and online restart: a new process binds, the old drains).
+    pub so_reuseport: bool,
+    /// This instance's id among its peers, encoded in every cancel key it hands out;
+    /// 0 = peering disabled. At most [`MAX_PEER_ID`].
+    pub peer_id: u16,
     /// Seconds between the stats log lines and between SHOW STATS averages.
     pub stats_period: Duration,
     /// `host:port` for the Prometheus endpoint; None = off.
@@ -206,6 +212,20 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub databases: BTreeMap<String, DatabaseSettings>,
     pub users: BTreeMap<String, UserSettings>,
+    /// Other instances by peer id, where cancel requests for their clients are forwarded.
+    pub peers: BTreeMap<u16, PeerSettings>,
+}
+
+/// The largest `peer_id`: it takes 14 bits of the cancel key, as in PgBouncer.
+pub const MAX_PEER_ID: u16 = 16383;
+
+/// `[peers.ID]`: where the pgmux instance with that `peer_id` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSettings {
+    pub id: u16,
+    /// A TCP host, or a unix socket directory (starting with '/').
+    pub host: String,
+    pub port: u16,
 }
 
 impl Default for Settings {
@@ -253,6 +273,8 @@ impl Default for Settings {
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
             tls: super::TlsSettings::default(),
+            so_reuseport: false,
+            peer_id: 0,
             stats_period: Duration::from_secs(60),
             metrics_listen: None,
             log_connections: true,
@@ -262,6 +284,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             databases: BTreeMap::new(),
             users: BTreeMap::new(),
+            peers: BTreeMap::new(),
         }
     }
 }

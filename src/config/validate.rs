@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use super::database_url::{self, ConnectionParts};
 use super::error::ConfigError;
 use super::provenance::Provenance;
-use super::raw::{RawConfig, RawDatabase, RawUser, StringList};
-use super::settings::{DatabaseSettings, Settings, UserSettings};
+use super::raw::{RawConfig, RawDatabase, RawPeer, RawUser, Scalar, StringList};
+use super::settings::{DatabaseSettings, PeerSettings, Settings, UserSettings};
 use super::values;
 use super::TlsSettings;
 
@@ -73,6 +73,8 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
         shutdown_timeout: setting!(shutdown_timeout, values::duration),
         workers: setting!(workers, values::count),
         tls,
+        so_reuseport: setting!(so_reuseport, values::flag),
+        peer_id: setting!(peer_id, values::peer_id),
         stats_period: match setting!(stats_period, values::duration) {
             period if period.is_zero() => {
                 return Err(at.invalid("stats_period", "must be at least 1 second"))
@@ -97,6 +99,14 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
             .users
             .into_iter()
             .map(|(name, user)| Ok((name.clone(), self::user(name, user, at)?)))
+            .collect::<Result<_, ConfigError>>()?,
+        peers: raw
+            .peers
+            .into_iter()
+            .map(|(id, peer)| {
+                let peer = self::peer(&id, peer, at)?;
+                Ok((peer.id, peer))
+            })
             .collect::<Result<_, ConfigError>>()?,
     })
 }
@@ -178,6 +188,27 @@ fn database(
         name,
     })
 }
+
+fn peer(id: &str, raw: RawPeer, at: &Provenance) -> Result<PeerSettings, ConfigError> {
+    let key = |field: &str| format!("peers.{id}.{field}");
+    let id = values::peer_id(&Scalar::Text(id.to_owned()))
+        .ok()
+        .filter(|id| *id != 0)
+        .ok_or_else(|| at.invalid(&format!("peers.{id}"), PEER_KEY))?;
+    let host = at
+        .convert(&key("host"), raw.host.as_ref(), values::non_empty_text)?
+        .ok_or_else(|| at.invalid(&key("host"), "is required"))?;
+    Ok(PeerSettings {
+        id,
+        host,
+        port: at
+            .convert(&key("port"), raw.port.as_ref(), values::port)?
+            .unwrap_or(DEFAULT_LISTEN_PORT),
+    })
+}
+
+const PEER_KEY: &str = "must be [peers.ID] with ID a peer_id from 1 to 16383";
+const DEFAULT_LISTEN_PORT: u16 = 6432;
 
 fn user(name: String, raw: RawUser, at: &Provenance) -> Result<UserSettings, ConfigError> {
     if name.trim().is_empty() {

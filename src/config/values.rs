@@ -140,6 +140,14 @@ pub(crate) fn ssl_mode(value: &Scalar) -> Result<super::SslMode, Expected> {
         .ok_or(EXPECTED)
 }
 
+/// `peer_id`: 0 (peering off) up to the 14 bits the cancel key has room for.
+pub(crate) fn peer_id(value: &Scalar) -> Result<u16, Expected> {
+    whole_number(value)
+        .and_then(|number| u16::try_from(number).ok())
+        .filter(|id| *id <= super::settings::MAX_PEER_ID)
+        .ok_or("a whole number from 0 (peering disabled) to 16383")
+}
+
 pub(crate) fn log_format(value: &Scalar) -> Result<LogFormat, Expected> {
     const EXPECTED: Expected = "\"text\" or \"json\"";
     match text(value)

@@ -1,7 +1,9 @@
+mod deploy;
 mod environment;
 mod errors;
 mod files;
 mod parsing;
+mod scale_out;
 mod tls;
 
 use super::*;
