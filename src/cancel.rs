@@ -349,6 +349,7 @@ mod tests {
                 dbname: "db".into(),
                 user: "u".into(),
                 password: None,
+                tls: crate::tls::ServerTls::disabled(),
             }),
             process_id: 4242,
             secret_key: -99,
