@@ -23,25 +23,32 @@ pub enum AppError {
 
 /// Runs pgmux until a drain completes.
 pub async fn run(settings: Settings) -> Result<(), AppError> {
-    let tcp_address = format!(
-        "{}:{}",
-        tcp_host(&settings.listen_addr),
-        settings.listen_port
-    );
-    let tcp = TcpListener::bind(&tcp_address)
-        .await
-        .map_err(|e| AppError::Listen(tcp_address.clone(), e))?;
-    let local = tcp
-        .local_addr()
-        .map_err(|e| AppError::Listen(tcp_address, e))?;
-    tracing::info!("listening on {local}");
+    // An empty listen_addr means no TCP listener (unix socket only), as in PgBouncer.
+    let (tcp, local) = if settings.listen_addr.is_empty() {
+        let local = SocketAddr::from(([127, 0, 0, 1], settings.listen_port));
+        (None, local)
+    } else {
+        let tcp_address = format!(
+            "{}:{}",
+            tcp_host(&settings.listen_addr),
+            settings.listen_port
+        );
+        let tcp = TcpListener::bind(&tcp_address)
+            .await
+            .map_err(|e| AppError::Listen(tcp_address.clone(), e))?;
+        let local = tcp
+            .local_addr()
+            .map_err(|e| AppError::Listen(tcp_address, e))?;
+        tracing::info!("listening on {local}");
+        (Some(tcp), local)
+    };
     let unix = match &settings.unix_socket_dir {
         Some(dir) => Some(bind_unix(dir, local.port())?),
         None => None,
     };
 
     let shared = Shared::new(settings);
-    let accepting = tokio::spawn(accept_tcp(Arc::clone(&shared), tcp));
+    let accepting = tcp.map(|tcp| tokio::spawn(accept_tcp(Arc::clone(&shared), tcp)));
     let accepting_unix = unix.as_ref().map(|(listener, _)| listener.clone());
     let unix_task = unix.map(|(_, path)| {
         (
@@ -55,7 +62,9 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
 
     wait_for_shutdown(&shared).await?;
 
-    accepting.abort();
+    if let Some(accepting) = accepting {
+        accepting.abort();
+    }
     if let Some((task, path)) = unix_task {
         task.abort();
         let _ = std::fs::remove_file(path);
@@ -119,14 +128,21 @@ async fn back_off(error: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Serves SIGHUP reloads until SIGTERM or SIGINT arrives.
+/// Serves SIGHUP reloads until SIGTERM or SIGINT arrives; SIGQUIT exits at once.
 async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<(), AppError> {
+    let mut quit = signal(SignalKind::quit()).map_err(AppError::Signal)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
     loop {
         tokio::select! {
             _ = hangup.recv() => reload(shared),
+            // PgBouncer's immediate shutdown: no drain, clients and servers just drop.
+            _ = quit.recv() => {
+                tracing::info!("got SIGQUIT, fast exit");
+                crate::process::remove_pidfile(&shared.settings());
+                std::process::exit(0);
+            }
             _ = terminate.recv() => {
                 tracing::info!("got SIGTERM, shutting down");
                 return Ok(());
@@ -148,6 +164,8 @@ pub fn reload(shared: &Shared) {
     };
     match config::load(&path) {
         Ok(new) => {
+            // PgBouncer reopens its log file on reload, for log rotation.
+            crate::logging::reopen(new.logfile.as_deref());
             for (name, changed) in [
                 ("listen_addr", new.listen_addr != current.listen_addr),
                 ("listen_port", new.listen_port != current.listen_port),

@@ -45,6 +45,14 @@ pub(crate) struct RawConfig {
     pub max_packet_size: Option<Scalar>,
     pub shutdown_timeout: Option<Scalar>,
     pub workers: Option<Scalar>,
+    pub auth_file: Option<Scalar>,
+    pub auth_hba_file: Option<Scalar>,
+    pub auth_user: Option<Scalar>,
+    pub auth_query: Option<Scalar>,
+    pub auth_dbname: Option<Scalar>,
+    pub logfile: Option<Scalar>,
+    pub pidfile: Option<Scalar>,
+    pub user: Option<Scalar>,
     pub databases: BTreeMap<String, RawDatabase>,
     pub users: BTreeMap<String, RawUser>,
 }
@@ -68,6 +76,9 @@ pub(crate) struct RawDatabase {
     pub reserve_pool_size: Option<Scalar>,
     pub pool_mode: Option<Scalar>,
     pub max_db_connections: Option<Scalar>,
+    pub auth_user: Option<Scalar>,
+    pub auth_dbname: Option<Scalar>,
+    pub auth_query: Option<Scalar>,
 }
 
 /// `[users.NAME]`.
