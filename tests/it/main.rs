@@ -6,6 +6,8 @@ mod auth;
 mod copy;
 mod fuzz_input;
 mod harness_smoke;
+mod ini_config;
+mod ini_process;
 mod hostile_input;
 mod lifecycle;
 mod malformed_input;

@@ -16,7 +16,7 @@ pub(crate) enum Kind {
     List,
 }
 
-/// `[pgbouncer]` keys pgmux applies, with the same meaning.
+/// `[pgbouncer]` keys pgmux applies, with the same meaning (and pgmux's own, at the end).
 pub(crate) const SUPPORTED: &[(&str, Kind)] = &[
     ("admin_users", Kind::List),
     ("application_name_add_host", Kind::Flag),
@@ -58,6 +58,9 @@ pub(crate) const SUPPORTED: &[(&str, Kind)] = &[
     ("track_extra_parameters", Kind::List),
     ("unix_socket_dir", Kind::Text),
     ("user", Kind::Text),
+    // pgmux's own settings, also accepted in an ini file.
+    ("shutdown_timeout", Kind::Seconds),
+    ("workers", Kind::Integer),
 ];
 
 /// `[pgbouncer]` keys pgmux accepts and ignores, with PgBouncer's default: a value equal

@@ -8,6 +8,7 @@
 // real warnings.
 #![allow(dead_code, unused_imports)]
 
+pub mod ini;
 pub mod pgmux;
 pub mod postgres;
 mod process;
