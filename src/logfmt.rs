@@ -94,6 +94,18 @@ pub fn login_attempt(client: &Conn, tls: Option<&str>) -> String {
     )
 }
 
+/// What PgBouncer prints for a database or user not known (yet): `(nodb)/(nouser)@…`.
+pub const NO_DATABASE: &str = "(nodb)";
+pub const NO_USER: &str = "(nouser)";
+
+/// A login refused for an unknown database (before `closing because: no such database`).
+pub fn login_failed(client: &Conn) -> String {
+    format!(
+        "{client} login failed: db={} user={}",
+        client.database, client.user
+    )
+}
+
 /// When a connection ends (`log_disconnections`), with one of [`reason`]'s texts.
 pub fn closing(conn: &Conn, reason: &str, age: Duration) -> String {
     format!("{conn} closing because: {reason} (age={}s)", age.as_secs())
