@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{self, Settings};
+use crate::config::Settings;
 use crate::context::Shared;
 use crate::net::Stream;
 
@@ -47,7 +47,19 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
         None => None,
     };
 
+    // Issue 3: the Prometheus endpoint binds before pgmux reports itself ready.
+    let metrics = match &settings.metrics_listen {
+        Some(addr) => Some(
+            crate::metrics::bind(addr)
+                .await
+                .map_err(|e| AppError::Listen(addr.clone(), e))?,
+        ),
+        None => None,
+    };
     let shared = Shared::new(settings);
+    let stats_ticker = tokio::spawn(crate::admin::periodic::run(Arc::clone(&shared)));
+    let metrics_task =
+        metrics.map(|listener| tokio::spawn(crate::metrics::serve(Arc::clone(&shared), listener)));
     let accepting = tcp.map(|tcp| tokio::spawn(accept_tcp(Arc::clone(&shared), tcp)));
     let accepting_unix = unix.as_ref().map(|(listener, _)| listener.clone());
     let unix_task = unix.map(|(_, path)| {
@@ -60,7 +72,7 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
         )
     });
 
-    wait_for_shutdown(&shared).await?;
+    let immediate = wait_for_shutdown(&shared).await?;
 
     if let Some(accepting) = accepting {
         accepting.abort();
@@ -69,7 +81,11 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
         task.abort();
         let _ = std::fs::remove_file(path);
     }
-    drain(&shared, local).await;
+    drain(&shared, local, immediate).await;
+    stats_ticker.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -128,28 +144,42 @@ async fn back_off(error: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Serves SIGHUP reloads until SIGTERM or SIGINT arrives; SIGQUIT exits at once.
-async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<(), AppError> {
+/// Serves SIGHUP reloads (and SIGUSR1 pause / SIGUSR2 resume) until SIGTERM, SIGINT or
+/// the admin console's SHUTDOWN (SIGQUIT exits at once); true when that was a plain SHUTDOWN (no drain).
+async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
+    use crate::control::{PauseMode, ShutdownMode};
     let mut quit = signal(SignalKind::quit()).map_err(AppError::Signal)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(AppError::Signal)?;
+    let mut usr2 = signal(SignalKind::user_defined2()).map_err(AppError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
     loop {
         tokio::select! {
             _ = hangup.recv() => reload(shared),
-            // PgBouncer's immediate shutdown: no drain, clients and servers just drop.
+            // PgBouncer's immediate shutdown: no drain, as the console's SHUTDOWN.
             _ = quit.recv() => {
                 tracing::info!("got SIGQUIT, fast exit");
-                crate::process::remove_pidfile(&shared.settings());
-                std::process::exit(0);
+                return Ok(true);
+            }
+            _ = usr1.recv() => {
+                tracing::info!("got SIGUSR1, pausing");
+                shared.control.set_mode(PauseMode::Pause);
+            }
+            _ = usr2.recv() => {
+                tracing::info!("got SIGUSR2, resuming");
+                shared.control.set_mode(PauseMode::None);
+            }
+            mode = shared.control.shutdown() => {
+                return Ok(mode == ShutdownMode::Immediate);
             }
             _ = terminate.recv() => {
                 tracing::info!("got SIGTERM, shutting down");
-                return Ok(());
+                return Ok(false);
             }
             _ = interrupt.recv() => {
                 tracing::info!("got SIGINT, shutting down");
-                return Ok(());
+                return Ok(false);
             }
         }
     }
@@ -157,45 +187,18 @@ async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<(), AppError> {
 
 /// Re-reads the settings file. A bad file changes nothing and says why in one line.
 pub fn reload(shared: &Shared) {
-    let current = shared.settings();
-    let Some(path) = current.source.clone() else {
-        tracing::warn!("reload requested but the settings did not come from a file");
-        return;
-    };
-    match config::load(&path) {
-        Ok(new) => {
-            // PgBouncer reopens its log file on reload, for log rotation.
-            crate::logging::reopen(new.logfile.as_deref());
-            for (name, changed) in [
-                ("listen_addr", new.listen_addr != current.listen_addr),
-                ("listen_port", new.listen_port != current.listen_port),
-                (
-                    "unix_socket_dir",
-                    new.unix_socket_dir != current.unix_socket_dir,
-                ),
-                ("workers", new.workers != current.workers),
-            ] {
-                if changed {
-                    tracing::warn!(
-                        "{name} changed in {}: takes effect after a restart",
-                        path.display()
-                    );
-                }
-            }
-            shared.reload(new);
-            tracing::info!("reloaded {}", path.display());
-        }
-        Err(error) => tracing::error!("reload failed, keeping the old settings: {error}"),
-    }
+    let _ = crate::admin::reload(shared);
+    // PgBouncer reopens its log file on reload, for log rotation.
+    crate::logging::reopen(shared.settings().logfile.as_deref());
 }
 
 /// Lets running transactions finish (idle clients are told "pooler is shutting down"),
 /// up to `shutdown_timeout`.
-async fn drain(shared: &Arc<Shared>, local: SocketAddr) {
+async fn drain(shared: &Arc<Shared>, local: SocketAddr, immediate: bool) {
     shared.start_drain();
     let timeout = shared.settings().shutdown_timeout;
     let started = tokio::time::Instant::now();
-    while shared.client_count() > 0 {
+    while !immediate && shared.client_count() > 0 {
         if !timeout.is_zero() && started.elapsed() >= timeout {
             tracing::warn!(
                 clients = shared.client_count(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use dashmap::DashMap;
-use rand::Rng;
+use rand::RngExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::protocol::builders;

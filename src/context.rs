@@ -30,6 +30,14 @@ pub struct Shared {
     user_counts: DashMap<String, Arc<SharedCount>>,
     server_ids: Arc<AtomicU64>,
     drain: DrainTrigger,
+    // Admin console, statistics and metrics (issue 3):
+    /// Logged-in clients and their states.
+    pub registry: Arc<crate::registry::Registry>,
+    /// PAUSE/RESUME/DISABLE/SHUTDOWN switches.
+    pub control: crate::control::Control,
+    /// The `stats_period` window that SHOW STATS averages are computed over.
+    pub stats_clock: crate::stats::StatsClock,
+    pub started: std::time::SystemTime,
 }
 
 /// Why a pool could not be found for a client.
@@ -53,12 +61,26 @@ impl Shared {
             user_counts: DashMap::new(),
             server_ids: Arc::new(AtomicU64::new(0)),
             drain,
+            registry: Default::default(),
+            control: Default::default(),
+            stats_clock: Default::default(),
+            started: std::time::SystemTime::now(),
         })
     }
 
     /// The settings in force; read once per login or transaction, not per message.
     pub fn settings(&self) -> Arc<Settings> {
         self.settings.load_full()
+    }
+
+    /// `cached` if it is still the settings in force, else the new ones. Comparing costs
+    /// no reference count: sessions on every core check once per transaction without
+    /// contending on one cache line.
+    pub fn refresh_settings(&self, cached: &mut Arc<Settings>) {
+        let current = self.settings.load();
+        if !Arc::ptr_eq(cached, &current) {
+            *cached = Arc::clone(&current);
+        }
     }
 
     pub fn drain(&self) -> Drain {
@@ -132,6 +154,23 @@ impl Shared {
             }
             still_same
         });
+    }
+
+    /// Takes the pools of `database` (all when None) out of service: they are closed and
+    /// forgotten, and the next login opens fresh ones (KILL).
+    pub fn remove_pools(&self, database: Option<&str>) -> Vec<Arc<Pool>> {
+        let mut removed = Vec::new();
+        self.pools.retain(|key, pool| {
+            let hit = database.map_or(true, |db| db == key.database);
+            if hit {
+                removed.push(Arc::clone(pool));
+            }
+            !hit
+        });
+        for pool in &removed {
+            pool.close();
+        }
+        removed
     }
 
     /// Takes one of `max_client_conn` places, held until the guard drops.

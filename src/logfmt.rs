@@ -177,7 +177,11 @@ mod tests {
             "C-0x1a2b: app/alice@127.0.0.1:5555 login attempt: db=app user=alice tls=no replication=no"
         );
         assert_eq!(
-            closing(&c, reason::CLIENT_CLOSE_REQUEST, Duration::from_millis(12_900)),
+            closing(
+                &c,
+                reason::CLIENT_CLOSE_REQUEST,
+                Duration::from_millis(12_900)
+            ),
             "C-0x1a2b: app/alice@127.0.0.1:5555 closing because: client close request (age=12s)"
         );
         assert_eq!(

@@ -23,23 +23,44 @@ fn targets() -> std::sync::MutexGuard<'static, Targets> {
     TARGETS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Installs the subscriber. `verbosity` counts `-v`s (debug, then trace); `RUST_LOG`
-/// wins when set.
-pub fn init(verbosity: u8, quiet: bool) {
+/// Installs the global subscriber. `verbosity` counts `-v`s (debug, then trace);
+/// `RUST_LOG` wins when set.
+pub fn init(verbosity: u8, quiet: bool, format: crate::config::LogFormat) {
     use std::io::IsTerminal;
     targets().stderr = !quiet;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter(verbosity))
+        .with_writer(LogWriter);
+    let _ = match format {
+        crate::config::LogFormat::Json => builder.json().try_init(),
+        crate::config::LogFormat::Text => builder
+            .with_ansi(
+                !quiet && io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .try_init(),
+    };
+}
+
+/// Runs `f` (reading the settings, before the log format is known) with a plain-text
+/// logger, so warnings about the settings file are not lost.
+pub fn during_startup<T>(verbosity: u8, quiet: bool, f: impl FnOnce() -> T) -> T {
+    targets().stderr = !quiet;
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter(verbosity))
+        .with_writer(LogWriter)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f)
+}
+
+fn filter(verbosity: u8) -> tracing_subscriber::EnvFilter {
     let level = match verbosity {
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(LogWriter)
-        .with_ansi(!quiet && io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .try_init();
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
 }
 
 /// Stops writing to stderr (after daemonizing, stderr is /dev/null anyway).

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         println!("{}", pgmux::version::VERSION_LINE);
         return ExitCode::SUCCESS;
     }
-    pgmux::logging::init(cli.verbose, cli.quiet || cli.daemon);
+    let quiet = cli.quiet || cli.daemon;
     if let Some(Command::Convert { ini }) = &cli.command {
         return convert(ini);
     }
@@ -70,13 +70,16 @@ fn main() -> ExitCode {
         .config
         .or(cli.config_file)
         .unwrap_or_else(|| PathBuf::from("pooler.toml"));
-    let mut settings = match pgmux::config::load(&path) {
+    // Warnings about the file are logged as plain text: the log format is in the file.
+    let loaded = pgmux::logging::during_startup(cli.verbose, quiet, || pgmux::config::load(&path));
+    let mut settings = match loaded {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("pgmux: {error}");
             return ExitCode::FAILURE;
         }
     };
+    pgmux::logging::init(cli.verbose, quiet, settings.log_format);
     if cli.check {
         println!("{}: ok", path.display());
         return ExitCode::SUCCESS;

@@ -14,10 +14,12 @@
 
 mod password;
 mod scram;
+mod scram_client;
 mod secret;
 
 pub use password::{md5_hash, verify_cleartext, verify_md5};
 pub use scram::ScramServer;
+pub use scram_client::ScramKeyClient;
 pub use secret::{ScramSecret, Secret};
 
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,7 @@ use crate::protocol::sqlstate::{
 use crate::protocol::FrameCursor;
 use crate::server::ServerConn;
 use crate::stats::PoolStats;
+use std::time::Duration;
 
 const SERVER_READ: usize = 16 * 1024;
 /// Server messages pgmux reads whole (ReadyForQuery, ParameterStatus, ErrorResponse,
@@ -34,6 +35,28 @@ const MAX_INSPECTED: usize = 64 * 1024;
 const MAX_REWRITTEN: usize = 256 << 20;
 /// Statement texts up to this size are read whole to check for session-only features.
 const MAX_CHECKED: usize = 64 * 1024;
+
+/// The settings a relay consults, copied once per transaction.
+#[derive(Clone, Copy)]
+struct RelayLimits {
+    query_timeout: Duration,
+    idle_transaction_timeout: Duration,
+    client_idle_timeout: Duration,
+    max_prepared_statements: usize,
+    max_packet_size: usize,
+}
+
+impl From<&Settings> for RelayLimits {
+    fn from(settings: &Settings) -> RelayLimits {
+        RelayLimits {
+            query_timeout: settings.query_timeout,
+            idle_transaction_timeout: settings.idle_transaction_timeout,
+            client_idle_timeout: settings.client_idle_timeout,
+            max_prepared_statements: settings.max_prepared_statements,
+            max_packet_size: settings.max_packet_size,
+        }
+    }
+}
 
 /// Per-relay counters, added to the pool's stats once at the end.
 #[derive(Default)]
@@ -68,7 +91,7 @@ impl Session {
         server: &mut PooledServer,
         tally: &mut Tally,
     ) -> Result<Relayed, Refusal> {
-        let settings = self.shared.settings();
+        let settings = RelayLimits::from(&*self.config);
         let conn: &mut ServerConn = server;
         let mut queue = ReplyQueue::default();
         let mut server_cursor = FrameCursor::default();
@@ -108,14 +131,18 @@ impl Session {
                     }
                     self.relay_server(conn, &mut server_cursor, &mut queue, tally).await?;
                     if !queue.awaiting_server() {
-                        if let Some(since) = waiting_since.take() {
-                            tally.query_us += since.elapsed().as_micros() as u64;
+                                                if let Some(since) = waiting_since.take() {
+                            let query_us = since.elapsed().as_micros() as u64;
+                            tally.query_us += query_us;
+                            self.pool.stats.observe_query(query_us);
                         }
                     }
                     if queue.is_idle() && !server_cursor.mid_frame() {
                         if let Some(started) = tally.transaction_started.take() {
+                                                        let transaction_us = started.elapsed().as_micros() as u64;
                             tally.transactions += 1;
-                            tally.transaction_us += started.elapsed().as_micros() as u64;
+                            tally.transaction_us += transaction_us;
+                            self.pool.stats.observe_transaction(transaction_us);
                         }
                         if self.mode != PoolMode::Session {
                             return Ok(Relayed::Done);
@@ -142,7 +169,7 @@ impl Session {
     /// The next timeout that applies in the relay's current state, with the error it ends in.
     fn deadline(
         &self,
-        settings: &Settings,
+        settings: &RelayLimits,
         queue: &ReplyQueue,
         waiting_since: Option<Instant>,
         last_client_activity: Instant,
@@ -176,7 +203,7 @@ impl Session {
         &mut self,
         conn: &mut ServerConn,
         queue: &mut ReplyQueue,
-        settings: &Settings,
+        settings: &RelayLimits,
         tally: &mut Tally,
     ) -> Result<bool, Refusal> {
         let capacity = settings.max_prepared_statements;

@@ -15,7 +15,7 @@ use super::settings::SessionSettings;
 use super::startup::Login;
 use super::Refusal;
 use crate::cancel::{CancelSlot, ServerKey};
-use crate::config::PoolMode;
+use crate::config::{PoolMode, Settings};
 use crate::context::{ClientSlot, Shared};
 use crate::net::Stream;
 use crate::params::{Params, SyncPlan};
@@ -33,6 +33,8 @@ pub(super) const CLIENT_READ: usize = 8 * 1024;
 
 pub struct Session {
     pub(super) shared: Arc<Shared>,
+    /// The settings in force, refreshed once per transaction.
+    pub(super) config: Arc<Settings>,
     pub(super) stream: Stream,
     pub(super) buf: BytesMut,
     pub(super) cursor: FrameCursor,
@@ -57,6 +59,8 @@ pub struct Session {
     database: String,
     user: String,
     connected_at: Instant,
+    /// This client's entry in the admin console's registry (issue 3).
+    client: crate::registry::ClientHandle,
     /// The server already told the client why it is going away (a FATAL such as
     /// `pg_terminate_backend`'s 57P01): when its socket then closes, say nothing more.
     pub(super) server_sent_fatal: bool,
@@ -73,12 +77,21 @@ pub(super) enum Relayed {
 
 impl Session {
     pub fn new(shared: Arc<Shared>, stream: Stream, login: Login, peer: String) -> Session {
-        let settings = shared.settings();
-        let mode = settings.pool_mode_for(&login.database, &login.user);
+        let config = shared.settings();
+        let mode = config.pool_mode_for(&login.database, &login.user);
         let (cancel_key, cancel) = shared.cancels.register();
         let drain = shared.drain();
+        let client = shared.registry.register(crate::registry::NewClient {
+            database: &login.database,
+            user: &login.user,
+            pool_user: &login.pool.key.user,
+            endpoints: crate::registry::Endpoints::of(&stream, config.listen_port),
+            application_name: login.params.get("application_name").unwrap_or(""),
+        });
         Session {
+            client,
             shared,
+            config,
             stream,
             buf: login.leftover,
             cursor: FrameCursor::default(),
@@ -102,9 +115,17 @@ impl Session {
     }
 
     pub async fn run(mut self) {
-        let outcome = match self.greet().await {
-            Ok(()) => self.serve().await,
-            Err(refusal) => Err(refusal),
+        // KILL / KILL_CLIENT end the session wherever it is; dropping a held server
+        // closes it.
+        let info = std::sync::Arc::clone(&self.client.info);
+        let outcome = tokio::select! {
+            outcome = async {
+                match self.greet().await {
+                    Ok(()) => self.serve().await,
+                    Err(refusal) => Err(refusal),
+                }
+            } => outcome,
+            reason = info.killed() => Err(Refusal::new(ADMIN_SHUTDOWN, reason)),
         };
         let reason = match outcome {
             Ok(()) => "client close request".to_owned(),
@@ -113,10 +134,13 @@ impl Session {
                 refusal.message
             }
         };
-        tracing::info!(
-            peer = %self.peer, db = %self.database, user = %self.user,
-            age_s = self.connected_at.elapsed().as_secs(), "closing client: {reason}"
-        );
+        let settings = self.shared.settings();
+        if settings.log_disconnections {
+            tracing::info!(
+                peer = %self.peer, db = %self.database, user = %self.user,
+                age_s = self.connected_at.elapsed().as_secs(), "closing client: {reason}"
+            );
+        }
     }
 
     async fn greet(&mut self) -> Result<(), Refusal> {
@@ -131,6 +155,7 @@ impl Session {
 
     async fn serve(&mut self) -> Result<(), Refusal> {
         loop {
+            self.shared.refresh_settings(&mut self.config);
             if !self.await_request().await? {
                 return Ok(());
             }
@@ -142,7 +167,9 @@ impl Session {
                     if self.settings.changed {
                         self.capture_settings(&mut server).await?;
                     }
-                    self.release(server, false).await
+                    self.release(server, false).await;
+                    let name = self.params.get("application_name");
+                    self.client.info.set_idle(name);
                 }
                 Relayed::ClientLeft { clean } => {
                     if clean {
@@ -161,7 +188,7 @@ impl Session {
             // An idle client owns no buffer: thousands of idle clients cost almost nothing.
             self.buf = BytesMut::new();
         }
-        let idle_timeout = self.shared.settings().client_idle_timeout;
+        let idle_timeout = self.config.client_idle_timeout;
         let idle_deadline = tokio::time::Instant::now() + idle_timeout;
         while self.buf.len() < crate::protocol::frame::HEADER_LEN {
             tokio::select! {
@@ -194,7 +221,7 @@ impl Session {
                 format!("invalid message length {length}"),
             ));
         }
-        let max_packet_size = self.shared.settings().max_packet_size;
+        let max_packet_size = self.config.max_packet_size;
         super::relay::check_client_message(self.buf[0], length - 4, max_packet_size)?;
         Ok(self.buf[0] != b'X')
     }
@@ -202,6 +229,9 @@ impl Session {
     /// A server for the next transaction, with this client's parameters applied.
     async fn checkout(&mut self) -> Result<PooledServer, Refusal> {
         let asked = Instant::now();
+        // Issue 3: the registry shows the client waiting; PAUSE/SUSPEND hold it here.
+        self.client.info.set_waiting();
+        self.shared.control.wait_released(&self.database).await;
         let mut server = self.pool.checkout().await.map_err(|error| match error {
             CheckoutError::QueryWaitTimeout => {
                 Refusal::new(PROTOCOL_VIOLATION, "query_wait_timeout")
@@ -209,7 +239,7 @@ impl Session {
             CheckoutError::Server { code, message } => Refusal::new(&code, message),
             CheckoutError::Closed => Refusal::new(ADMIN_SHUTDOWN, "database removed"),
         })?;
-        let extras = &self.shared.settings().track_extra_parameters;
+        let extras = &self.config.track_extra_parameters;
         let mut plan = SyncPlan::default();
         plan.add(&self.params, &server.params, |name| {
             extras.iter().any(|e| e.eq_ignore_ascii_case(name))
@@ -240,7 +270,16 @@ impl Session {
         }
         let stats = &self.pool.stats;
         PoolStats::add(&stats.server_assignments, 1);
-        PoolStats::add(&stats.wait_time_us, asked.elapsed().as_micros() as u64);
+        let waited_us = asked.elapsed().as_micros() as u64;
+        PoolStats::add(&stats.wait_time_us, waited_us);
+        // Issue 3: wait histogram, and the client/server link SHOW CLIENTS/SERVERS print.
+        stats.observe_wait(waited_us);
+        self.client
+            .info
+            .set_active(server.id, self.params.get("application_name"));
+        if let Some(info) = self.pool.servers.get(server.id) {
+            info.set_link(self.client.info.id);
+        }
         self.cancel.attach(ServerKey {
             target: Arc::clone(&self.pool.target),
             process_id: server.process_id,
@@ -262,7 +301,7 @@ impl Session {
                 ))
             }
         };
-        let extras = &self.shared.settings().track_extra_parameters;
+        let extras = &self.config.track_extra_parameters;
         self.settings.apply_capture(&rows, &mut self.params, extras);
         server.session = self.settings.values.clone();
         for name in extras {
@@ -277,7 +316,7 @@ impl Session {
     /// Gives a clean server back. Session mode (and `server_reset_query_always`) resets it
     /// first so nothing of this client's session reaches the next one.
     async fn release(&mut self, mut server: PooledServer, client_left: bool) {
-        let settings = self.shared.settings();
+        let settings = &self.config;
         let needs_reset = match self.mode {
             PoolMode::Session => client_left,
             _ => settings.server_reset_query_always,

@@ -37,7 +37,12 @@ pub async fn accept(
             .unwrap_or_else(|_| Err(Refusal::new(PROTOCOL_VIOLATION, "client_login_timeout")))
     };
     match outcome {
-        Ok(Some(login)) => Ok(Some(Session::new(
+        // Admin console (issue 3): served here, outside the pooled session loop.
+        Ok(Some(Admitted::Console(role, user))) => {
+            crate::admin::serve(Arc::clone(shared), stream, role, user).await;
+            Ok(None)
+        }
+        Ok(Some(Admitted::Pool(login))) => Ok(Some(Session::new(
             Arc::clone(shared),
             stream,
             login,
@@ -49,6 +54,12 @@ pub async fn accept(
             Err(refusal)
         }
     }
+}
+
+/// Where a logged-in client goes: a pool's session, or the admin console.
+enum Admitted {
+    Pool(Login),
+    Console(crate::admin::Role, String),
 }
 
 /// What a successful login hands to the session.
@@ -67,7 +78,7 @@ async fn log_in(
     settings: &Settings,
     stream: &mut Stream,
     peer: &str,
-) -> Result<Option<Login>, Refusal> {
+) -> Result<Option<Admitted>, Refusal> {
     let mut buf = BytesMut::with_capacity(512);
     let Some(startup) = read_startup_message(shared, stream, &mut buf).await? else {
         return Ok(None);
@@ -92,7 +103,9 @@ async fn log_in(
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
-    tracing::info!(peer, db = %database, user = %user, "login attempt");
+    if settings.log_connections {
+        tracing::info!(peer, db = %database, user = %user, "login attempt");
+    }
 
     if shared.is_draining() {
         return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
@@ -105,6 +118,24 @@ async fn log_in(
                 "no more connections allowed (max_client_conn)",
             )
         })?;
+    // Admin console (issue 3): normal auth, then admin_users/stats_users decide.
+    if crate::admin::is_console(&database) {
+        auth::authenticate(shared, stream, &mut buf, settings, &user).await?;
+        let role = crate::admin::role_of(settings, &user).ok_or_else(|| {
+            Refusal::new(
+                crate::admin::INSUFFICIENT_PRIVILEGE,
+                format!("permission denied for database \"{database}\""),
+            )
+        })?;
+        return Ok(Some(Admitted::Console(role, user)));
+    }
+    // DISABLE db (issue 3): new logins are refused until ENABLE.
+    if shared.control.is_disabled(&database) {
+        return Err(Refusal::new(
+            PROTOCOL_VIOLATION,
+            format!("database \"{database}\" is disabled"),
+        ));
+    }
     let requested = requested_params(&startup, settings, peer)?;
     if settings.database(&database).is_none() {
         return Err(Refusal::new(
@@ -124,14 +155,14 @@ async fn log_in(
     let server_params = server_params(&pool).await?;
     let params = session_params(&server_params, &requested, settings);
     welcome(stream, &server_params, &params).await?;
-    Ok(Some(Login {
+    Ok(Some(Admitted::Pool(Login {
         database,
         user,
         pool,
         params,
         leftover: buf,
         slot,
-    }))
+    })))
 }
 
 /// Reads until a StartupMessage, answering SSLRequest/GSSENCRequest with 'N' (no TLS

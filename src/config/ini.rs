@@ -101,7 +101,9 @@ fn read(
         }
         if let Some(target) = line.strip_prefix("%include") {
             let target = target.trim();
-            if target.is_empty() || !raw_line.trim_start()["%include".len()..].starts_with(char::is_whitespace) {
+            if target.is_empty()
+                || !raw_line.trim_start()["%include".len()..].starts_with(char::is_whitespace)
+            {
                 return Err(syntax_error(at, "syntax error: %include needs a file name"));
             }
             if depth >= MAX_INCLUDE_DEPTH {
@@ -114,7 +116,10 @@ fn read(
         }
         if let Some(name) = line.strip_prefix('[') {
             let Some(name) = name.strip_suffix(']') else {
-                return Err(syntax_error(at, "syntax error in configuration: unclosed [section"));
+                return Err(syntax_error(
+                    at,
+                    "syntax error in configuration: unclosed [section",
+                ));
             };
             let name = name.trim();
             if !matches!(name, "pgbouncer" | "databases" | "users" | "peers") {
@@ -124,10 +129,16 @@ fn read(
             continue;
         }
         let (key, rest) = split_key(line).ok_or_else(|| {
-            syntax_error(at.clone(), "syntax error in configuration: expected `key = value`")
+            syntax_error(
+                at.clone(),
+                "syntax error in configuration: expected `key = value`",
+            )
         })?;
         let Some(current) = section.clone() else {
-            return Err(syntax_error(at, format!("`{key}` is outside of any [section]")));
+            return Err(syntax_error(
+                at,
+                format!("`{key}` is outside of any [section]"),
+            ));
         };
         out.push(Entry {
             section: current,
@@ -215,7 +226,11 @@ impl Translator {
         let mut pgbouncer: Vec<(String, (String, String))> = Vec::new();
         for entry in &entries {
             if entry.section == "pgbouncer" {
-                upsert(&mut pgbouncer, &entry.key, (entry.value.clone(), entry.at.clone()));
+                upsert(
+                    &mut pgbouncer,
+                    &entry.key,
+                    (entry.value.clone(), entry.at.clone()),
+                );
             }
         }
         for (key, (value, at)) in &pgbouncer {
@@ -270,10 +285,14 @@ impl Translator {
                 }
                 first
             }
-            "auth_type" if matches!(value.to_ascii_lowercase().as_str(), "cert" | "ldap" | "pam") => {
+            "auth_type"
+                if matches!(value.to_ascii_lowercase().as_str(), "cert" | "ldap" | "pam") =>
+            {
                 self.warn(
                     key.to_owned(),
-                    format!("{at}: setting auth_type = {value} is not supported by pgmux; using md5"),
+                    format!(
+                        "{at}: setting auth_type = {value} is not supported by pgmux; using md5"
+                    ),
                 );
                 "md5".to_owned()
             }
@@ -316,7 +335,11 @@ impl Translator {
         })?;
         let mut body: Vec<(String, String)> = Vec::new();
         for (key, value) in pairs {
-            let key = if key == "reserve_pool" { "reserve_pool_size".to_owned() } else { key };
+            let key = if key == "reserve_pool" {
+                "reserve_pool_size".to_owned()
+            } else {
+                key
+            };
             if keys::DATABASE_IGNORED.contains(&key.as_str()) {
                 self.warn(
                     format!("databases.{key}"),
@@ -333,7 +356,12 @@ impl Translator {
                 });
             };
             let value = if key == "host" && value.contains(',') {
-                let first = value.split(',').next().unwrap_or_default().trim().to_owned();
+                let first = value
+                    .split(',')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
                 self.warn(
                     "databases.host".to_owned(),
                     format!("{}: database {name}: pgmux connects to one host; using {first} and ignoring the rest of the list", entry.at),
@@ -345,7 +373,10 @@ impl Translator {
             upsert(&mut body, &key, toml_value(kind, &value));
         }
         // No host: PgBouncer connects through the unix socket directory.
-        if !body.iter().any(|(key, _)| key == "host") && !unix_socket_dir.trim().is_empty() && !unix_socket_dir.starts_with('@') {
+        if !body.iter().any(|(key, _)| key == "host")
+            && !unix_socket_dir.trim().is_empty()
+            && !unix_socket_dir.starts_with('@')
+        {
             body.insert(0, ("host".to_owned(), toml_string(unix_socket_dir)));
         }
         upsert(&mut self.databases, name, body);
@@ -391,7 +422,11 @@ impl Translator {
             env_var: None,
             problem,
         };
-        if !entry.key.parse::<u32>().is_ok_and(|id| (1..=65535).contains(&id)) {
+        if !entry
+            .key
+            .parse::<u32>()
+            .is_ok_and(|id| (1..=65535).contains(&id))
+        {
             return Err(invalid(
                 "ids of peers must be a number larger than 0 and at most 65535".to_owned(),
             ));
@@ -404,19 +439,29 @@ impl Translator {
             return Err(invalid(format!("unrecognized connection parameter: {key}")));
         }
         if !pairs.iter().any(|(key, _)| key == "host") {
-            return Err(invalid(format!("host was not provided for peer {}", entry.key)));
+            return Err(invalid(format!(
+                "host was not provided for peer {}",
+                entry.key
+            )));
         }
         self.peers.push(format!("{} = {}", entry.key, entry.value));
         self.warn(
             "peers".to_owned(),
-            format!("{}: section [peers] is not supported by pgmux and is ignored", entry.at),
+            format!(
+                "{}: section [peers] is not supported by pgmux and is ignored",
+                entry.at
+            ),
         );
         Ok(())
     }
 
     fn toml(&self, path: &Path) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# pooler.toml translated from {} by pgmux.", path.display());
+        let _ = writeln!(
+            out,
+            "# pooler.toml translated from {} by pgmux.",
+            path.display()
+        );
         if !self.settings.iter().any(|(key, _)| key == "listen_addr") {
             out.push_str("# PgBouncer's default: no TCP listener, unix socket only.\n");
             out.push_str("listen_addr = \"\"\n");
@@ -425,7 +470,9 @@ impl Translator {
             let _ = writeln!(out, "{key} = {value}");
         }
         if !self.ignored.is_empty() || !self.peers.is_empty() {
-            out.push_str("\n# PgBouncer settings pgmux accepts but does not implement (ignored):\n");
+            out.push_str(
+                "\n# PgBouncer settings pgmux accepts but does not implement (ignored):\n",
+            );
             for line in &self.ignored {
                 let _ = writeln!(out, "# {line}");
             }
@@ -452,7 +499,9 @@ fn toml_value(kind: Kind, value: &str) -> String {
         Kind::Text => toml_string(value),
         Kind::Integer => c_integer(value).map_or_else(|| toml_string(value), |n| n.to_string()),
         Kind::Seconds => match value.trim().parse::<f64>() {
-            Ok(seconds) if seconds.is_finite() && seconds.fract() == 0.0 && seconds.abs() < 1e15 => {
+            Ok(seconds)
+                if seconds.is_finite() && seconds.fract() == 0.0 && seconds.abs() < 1e15 =>
+            {
                 format!("{}", seconds as i64)
             }
             Ok(seconds) if seconds.is_finite() => format!("{seconds:?}"),
@@ -481,7 +530,10 @@ fn c_integer(value: &str) -> Option<i64> {
         Some(rest) => (true, rest),
         None => (false, value.strip_prefix('+').unwrap_or(value)),
     };
-    let magnitude = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+    let magnitude = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
         i64::from_str_radix(hex, 16).ok()?
     } else if digits.len() > 1 && digits.starts_with('0') {
         i64::from_str_radix(&digits[1..], 8).ok()?
@@ -512,7 +564,11 @@ pub(crate) fn toml_string(value: &str) -> String {
 }
 
 fn toml_key(name: &str) -> String {
-    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         name.to_owned()
     } else {
         toml_string(name)
@@ -524,13 +580,18 @@ fn toml_key(name: &str) -> String {
 fn sections(
     path: &Path,
     text: &str,
-) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>, ConfigError> {
+) -> Result<
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    ConfigError,
+> {
     use std::collections::BTreeMap;
     let mut entries = Vec::new();
     read(path, text, 0, &mut None, &mut entries)?;
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for entry in entries {
-        out.entry(entry.section).or_default().insert(entry.key, entry.value);
+        out.entry(entry.section)
+            .or_default()
+            .insert(entry.key, entry.value);
     }
     Ok(out)
 }

@@ -53,6 +53,14 @@ pub(crate) struct RawConfig {
     pub logfile: Option<Scalar>,
     pub pidfile: Option<Scalar>,
     pub user: Option<Scalar>,
+    // Admin console, statistics, metrics and logging (issue 3).
+    pub stats_period: Option<Scalar>,
+    pub metrics_listen: Option<Scalar>,
+    pub log_connections: Option<Scalar>,
+    pub log_disconnections: Option<Scalar>,
+    pub log_pooler_errors: Option<Scalar>,
+    pub log_stats: Option<Scalar>,
+    pub log_format: Option<Scalar>,
     pub databases: BTreeMap<String, RawDatabase>,
     pub users: BTreeMap<String, RawUser>,
 }

@@ -97,14 +97,30 @@ impl std::str::FromStr for AuthType {
             AuthType::Hba,
         ]
         .into_iter()
-            .find(|auth| auth.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or(UnknownVariant)
+        .find(|auth| auth.as_str().eq_ignore_ascii_case(text.trim()))
+        .ok_or(UnknownVariant)
     }
 }
 
 impl std::fmt::Display for AuthType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How log lines are written: PgBouncer-like text, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
     }
 }
 
@@ -203,6 +219,15 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Tokio worker threads; 0 = one per core.
     pub workers: usize,
+    /// Seconds between the stats log lines and between SHOW STATS averages.
+    pub stats_period: Duration,
+    /// `host:port` for the Prometheus endpoint; None = off.
+    pub metrics_listen: Option<String>,
+    pub log_connections: bool,
+    pub log_disconnections: bool,
+    pub log_pooler_errors: bool,
+    pub log_stats: bool,
+    pub log_format: LogFormat,
     pub databases: BTreeMap<String, DatabaseSettings>,
     pub users: BTreeMap<String, UserSettings>,
     /// PgBouncer's userlist.txt: its passwords fill `users` (a `[users]` password wins).
@@ -260,6 +285,13 @@ impl Default for Settings {
             max_packet_size: 2_147_483_647,
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
+            stats_period: Duration::from_secs(60),
+            metrics_listen: None,
+            log_connections: true,
+            log_disconnections: true,
+            log_pooler_errors: true,
+            log_stats: true,
+            log_format: LogFormat::Text,
             databases: BTreeMap::new(),
             users: BTreeMap::new(),
             auth_file: None,

@@ -70,6 +70,21 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
         max_packet_size: setting!(max_packet_size, values::positive_count),
         shutdown_timeout: setting!(shutdown_timeout, values::duration),
         workers: setting!(workers, values::count),
+        stats_period: match setting!(stats_period, values::duration) {
+            period if period.is_zero() => {
+                return Err(at.invalid("stats_period", "must be at least 1 second"))
+            }
+            period => period,
+        },
+        // An empty metrics_listen keeps the endpoint off.
+        metrics_listen: at
+            .convert("metrics_listen", raw.metrics_listen.as_ref(), values::text)?
+            .filter(|addr| !addr.trim().is_empty()),
+        log_connections: setting!(log_connections, values::flag),
+        log_disconnections: setting!(log_disconnections, values::flag),
+        log_pooler_errors: setting!(log_pooler_errors, values::flag),
+        log_stats: setting!(log_stats, values::flag),
+        log_format: setting!(log_format, values::log_format),
         databases: raw
             .databases
             .into_iter()
@@ -84,7 +99,11 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
         auth_hba_file: optional_path(at, "auth_hba_file", raw.auth_hba_file.as_ref())?,
         auth_user: at.convert("auth_user", raw.auth_user.as_ref(), values::non_empty_text)?,
         auth_query: setting!(auth_query, values::text),
-        auth_dbname: at.convert("auth_dbname", raw.auth_dbname.as_ref(), values::non_empty_text)?,
+        auth_dbname: at.convert(
+            "auth_dbname",
+            raw.auth_dbname.as_ref(),
+            values::non_empty_text,
+        )?,
         logfile: optional_path(at, "logfile", raw.logfile.as_ref())?,
         pidfile: optional_path(at, "pidfile", raw.pidfile.as_ref())?,
         user: at.convert("user", raw.user.as_ref(), values::non_empty_text)?,
@@ -177,7 +196,11 @@ fn database(
             raw.max_db_connections.as_ref(),
             values::count,
         )?,
-        auth_user: at.convert(&key("auth_user"), raw.auth_user.as_ref(), values::non_empty_text)?,
+        auth_user: at.convert(
+            &key("auth_user"),
+            raw.auth_user.as_ref(),
+            values::non_empty_text,
+        )?,
         auth_dbname: at.convert(
             &key("auth_dbname"),
             raw.auth_dbname.as_ref(),

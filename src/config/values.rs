@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::raw::Scalar;
-use super::settings::{AuthType, PoolMode};
+use super::settings::{AuthType, LogFormat, PoolMode};
 
 /// What a value should have looked like, for `invalid value …: expected {Expected}`.
 pub(crate) type Expected = &'static str;
@@ -132,4 +132,18 @@ pub(crate) fn auth_type(value: &Scalar) -> Result<AuthType, Expected> {
         .ok()
         .and_then(|text| text.parse().ok())
         .ok_or(EXPECTED)
+}
+
+pub(crate) fn log_format(value: &Scalar) -> Result<LogFormat, Expected> {
+    const EXPECTED: Expected = "\"text\" or \"json\"";
+    match text(value)
+        .map_err(|_| EXPECTED)?
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(EXPECTED),
+    }
 }

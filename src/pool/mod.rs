@@ -12,6 +12,7 @@
 //! closes the server and gives its place to the next waiter, so counts cannot drift.
 
 mod janitor;
+mod servers;
 mod state;
 
 use std::ops::{Deref, DerefMut};
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::params::Params;
+use crate::registry::Endpoints;
 use crate::server::{self, ServerConn, ServerError, ServerTarget};
+pub use servers::{ServerInfo, ServerList, ServerNow, ServerState};
 use state::{Grant, PoolState, Waiter};
 pub use state::{PoolLimits, PoolSnapshot};
 
@@ -93,6 +96,8 @@ pub struct Pool {
     pub key: PoolKey,
     pub stats: crate::stats::PoolStats,
     pub target: Arc<ServerTarget>,
+    /// Every server of this pool with its state, for the admin console and metrics.
+    pub servers: ServerList,
     state: Mutex<PoolState>,
     db_count: Arc<SharedCount>,
     user_count: Arc<SharedCount>,
@@ -118,6 +123,7 @@ impl Pool {
             key,
             stats: Default::default(),
             target: Arc::new(target),
+            servers: ServerList::default(),
             state: Mutex::new(PoolState::new(limits)),
             db_count,
             user_count,
@@ -185,8 +191,37 @@ impl Pool {
         self.lock().server_params.clone()
     }
 
+    /// Prepared statements held by this pool's idle servers (busy ones are in use).
+    pub fn statements_on_idle_servers(&self) -> usize {
+        self.lock()
+            .idle
+            .iter()
+            .map(|conn| conn.statements.len())
+            .sum()
+    }
+
     pub fn snapshot(&self) -> PoolSnapshot {
         self.lock().snapshot()
+    }
+
+    /// Closes every idle server now (PAUSE: disconnect from the servers once idle).
+    pub fn close_idle(self: &Arc<Self>) {
+        let idle = std::mem::take(&mut self.lock().idle);
+        for conn in idle {
+            self.forget(conn);
+        }
+    }
+
+    /// RECONNECT: every server that exists now is closed as soon as it is idle; new ones
+    /// replace them on demand.
+    pub fn reconnect(self: &Arc<Self>) {
+        self.lock().retire_before = Some(Instant::now());
+        self.close_idle();
+    }
+
+    /// Whether a server opened at `created` is marked for closing (`close_needed`).
+    pub fn close_needed(&self, created: Instant) -> bool {
+        self.lock().retire_before.is_some_and(|at| created <= at)
     }
 
     /// Stops handing out servers: idle ones close now, busy ones when released, and
@@ -319,6 +354,7 @@ impl Pool {
             )
         };
         if !delay.is_zero() && !query.is_empty() && server.last_used.elapsed() >= delay {
+            self.servers.set_state(server.id, ServerState::Tested);
             let check = tokio::time::timeout(
                 timeout.max(Duration::from_secs(1)),
                 server.run_internal(&query),
@@ -326,6 +362,7 @@ impl Pool {
             if !matches!(check.await, Ok(Ok(b'I'))) {
                 return None;
             }
+            self.servers.set_state(server.id, ServerState::Active);
         }
         Some(server)
     }
@@ -333,9 +370,17 @@ impl Pool {
     async fn open(self: &Arc<Self>, slot: Slot) -> Result<PooledServer, CheckoutError> {
         let id = self.server_ids.fetch_add(1, Ordering::Relaxed) + 1;
         let timeout = self.lock().limits.server_connect_timeout;
+        let target_end = Endpoints {
+            addr: self.target.host.clone(),
+            port: self.target.port,
+            ..Endpoints::default()
+        };
+        self.servers.opening(id, target_end);
         match server::connect(&self.target, id, timeout).await {
             Ok(conn) => {
                 slot.disarm();
+                let ends = Endpoints::of(&conn.stream, self.target.port);
+                self.servers.logged_in(id, conn.process_id, ends);
                 self.note_login(&conn);
                 tracing::info!(server = id, db = %self.key.database, user = %self.key.user, "new server connection");
                 Ok(self.guard(conn))
@@ -344,6 +389,7 @@ impl Pool {
                 let error = checkout_error(&error);
                 tracing::warn!(db = %self.key.database, user = %self.key.user, "server login failed: {error}");
                 self.note_login_failure(&error);
+                self.servers.remove(id);
                 drop(slot);
                 Err(error)
             }
@@ -369,6 +415,7 @@ impl Pool {
     }
 
     fn guard(self: &Arc<Self>, conn: ServerConn) -> PooledServer {
+        self.servers.set_state(conn.id, ServerState::Active);
         PooledServer {
             conn: Some(conn),
             pool: Arc::clone(self),
@@ -383,8 +430,11 @@ impl Pool {
         let mut state = self.lock();
         let lifetime = state.limits.server_lifetime;
         let over_lifetime = !lifetime.is_zero() && now.duration_since(conn.created_at) >= lifetime;
+        // RECONNECT marked servers opened before it for closing.
+        let retired = state.retire_before.is_some_and(|at| conn.created_at <= at);
         if state.closed
             || over_lifetime
+            || retired
             || state.total > state.limits.pool_size + state.limits.reserve_pool_size
         {
             drop(state);
@@ -400,13 +450,25 @@ impl Pool {
                 Err(_) => unreachable!("a send returns what it was given"),
             }
         }
+        self.servers.set_state(conn.id, ServerState::Idle);
         state.idle.push(conn);
     }
 
-    /// A server leaves the pool for good; its place goes to the first waiter.
+    /// A server leaves the pool for good; its place goes to the first waiter once the
+    /// backend is gone. Freeing it earlier would let a new login overlap the old backend
+    /// still exiting, and PostgreSQL would count one more than the limits allow.
     fn forget(self: &Arc<Self>, conn: ServerConn) {
-        close_in_background(conn);
-        self.free_slot();
+        self.servers.remove(conn.id);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let pool = Arc::clone(self);
+                runtime.spawn(async move {
+                    conn.terminate().await;
+                    pool.free_slot();
+                });
+            }
+            Err(_) => self.free_slot(),
+        }
     }
 
     fn free_slot(self: &Arc<Self>) {
@@ -427,12 +489,6 @@ impl Pool {
         state.total -= 1;
         self.db_count.release();
         self.user_count.release();
-    }
-}
-
-fn close_in_background(conn: ServerConn) {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(conn.terminate());
     }
 }
 

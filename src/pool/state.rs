@@ -50,6 +50,8 @@ pub(super) struct PoolState {
     pub last_login_failure: Option<(Instant, CheckoutError)>,
     pub server_params: Option<Params>,
     pub closed: bool,
+    /// RECONNECT: servers opened at or before this instant close when next idle.
+    pub retire_before: Option<Instant>,
 }
 
 /// Counts for SHOW POOLS and metrics, derived from the state itself.
@@ -72,6 +74,7 @@ impl PoolState {
             last_login_failure: None,
             server_params: None,
             closed: false,
+            retire_before: None,
         }
     }
 

@@ -198,7 +198,12 @@ fn md5_response(target: &ServerTarget, salt: [u8; 4]) -> Result<String, ServerEr
             let mut digest = Md5::new();
             digest.update(&hash.as_bytes()[3..]);
             digest.update(salt);
-            Ok(format!("md5{:x}", digest.finalize()))
+            let hex: String = digest
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Ok(format!("md5{hex}"))
         }
         _ => Ok(postgres_protocol::authentication::md5_hash(
             target.user.as_bytes(),

@@ -129,11 +129,19 @@ impl ServerConn {
         }
     }
 
-    /// Sends Terminate so the backend exits cleanly instead of logging an EOF.
+    /// Sends Terminate so the backend exits cleanly instead of logging an EOF, and waits
+    /// (briefly) for it to close the socket: then the backend is really gone.
     pub async fn terminate(mut self) {
         let mut out = BytesMut::new();
         builders::terminate(&mut out);
-        let _ = self.stream.write_all(&out).await;
+        if self.stream.write_all(&out).await.is_err() {
+            return;
+        }
+        let closed = async {
+            let mut scratch = [0u8; 256];
+            while matches!(self.stream.read(&mut scratch).await, Ok(n) if n > 0) {}
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), closed).await;
     }
 }
 

@@ -52,16 +52,26 @@ async fn userlist_plain_md5_and_scram_secrets_log_in() {
     );
     let pgmux = files.start(&[ini.to_str().unwrap()]).await;
 
-    assert_eq!(current_user(&pgmux.connect("app", "secret", "app").await).await, "app");
+    assert_eq!(
+        current_user(&pgmux.connect("app", "secret", "app").await).await,
+        "app"
+    );
     let md5user = pgmux.connect("md5user", "md5secret", "app").await;
     assert_eq!(current_user(&md5user).await, "md5user");
     // alice's SCRAM secret was made from the password "secret".
     let alice = pgmux.connect("alice", "secret", "asapp").await;
     assert_eq!(current_user(&alice).await, "app");
 
-    let error = pgmux.try_connect("alice", "wrong", "asapp").await.err().unwrap();
+    let error = pgmux
+        .try_connect("alice", "wrong", "asapp")
+        .await
+        .err()
+        .unwrap();
     assert_eq!(sqlstate(&error), "28P01");
-    assert_eq!(message(&error), "password authentication failed for user \"alice\"");
+    assert_eq!(
+        message(&error),
+        "password authentication failed for user \"alice\""
+    );
 
     // psql, as an operator would check it.
     let psql = postgres().bin("psql");
@@ -91,14 +101,23 @@ async fn wildcard_database_reaches_any_database_by_name() {
     let pgmux = files.start(&[ini.to_str().unwrap()]).await;
     for db in [name.as_str(), "app"] {
         let client = pgmux.connect("app", "secret", db).await;
-        let row = client.query_one("select current_database()::text", &[]).await.unwrap();
+        let row = client
+            .query_one("select current_database()::text", &[])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, String>(0), db);
     }
     // A name the server lacks fails at the server, not as pgmux's "no such database".
-    let error = pgmux.try_connect("app", "secret", "no_such_db_anywhere").await.err().unwrap();
+    let error = pgmux
+        .try_connect("app", "secret", "no_such_db_anywhere")
+        .await
+        .err()
+        .unwrap();
     assert_eq!(sqlstate(&error), "3D000", "{error:?}");
     drop(pgmux);
-    let _ = superuser.batch_execute(&format!("drop database if exists {name} with (force)")).await;
+    let _ = superuser
+        .batch_execute(&format!("drop database if exists {name} with (force)"))
+        .await;
 }
 
 #[tokio::test]
@@ -111,8 +130,15 @@ async fn unlisted_database_without_wildcard_is_refused_in_pgbouncers_words() {
         &format!("[databases]\napp = host=127.0.0.1 port={{PGPORT}}\n[pgbouncer]\n{LISTEN}auth_file = userlist.txt\n"),
     );
     let pgmux = files.start(&[ini.to_str().unwrap()]).await;
-    let error = pgmux.try_connect("app", "secret", "nope").await.err().unwrap();
-    assert_eq!((sqlstate(&error), message(&error)), ("3D000".into(), "no such database: nope".into()));
+    let error = pgmux
+        .try_connect("app", "secret", "nope")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        (sqlstate(&error), message(&error)),
+        ("3D000".into(), "no such database: nope".into())
+    );
 }
 
 /// `[users] other = pool_mode=session` with one server connection per pool: a connected
@@ -122,14 +148,20 @@ async fn unlisted_database_without_wildcard_is_refused_in_pgbouncers_words() {
 async fn per_user_pool_mode_from_users_section_applies() {
     let _guard = harness::shared();
     let files = IniFiles::new();
-    files.write("userlist.txt", "\"app\" \"secret\"\n\"other\" \"othersecret\"\n");
+    files.write(
+        "userlist.txt",
+        "\"app\" \"secret\"\n\"other\" \"othersecret\"\n",
+    );
     let ini = files.write(
         "pgbouncer.ini",
         &format!("[databases]\napp = host=127.0.0.1 port={{PGPORT}}\n\n[users]\nother = pool_mode=session\n\n[pgbouncer]\n{LISTEN}auth_file = userlist.txt\npool_mode = transaction\ndefault_pool_size = 1\nquery_wait_timeout = 2\n"),
     );
     let pgmux = files.start(&[ini.to_str().unwrap()]).await;
 
-    let (a, b) = (pgmux.connect("app", "secret", "app").await, pgmux.connect("app", "secret", "app").await);
+    let (a, b) = (
+        pgmux.connect("app", "secret", "app").await,
+        pgmux.connect("app", "secret", "app").await,
+    );
     for client in [&a, &b, &a] {
         client.query_one("select 1", &[]).await.unwrap();
     }
@@ -172,7 +204,12 @@ async fn no_listen_addr_means_unix_socket_only() {
     );
     let dir = files.dir.path().display().to_string();
     let pgmux = files.start(&[ini.to_str().unwrap()]).await;
-    assert_eq!(pgmux.count_log_lines("listening on 127.0.0.1"), 0, "{}", pgmux.logs());
+    assert_eq!(
+        pgmux.count_log_lines("listening on 127.0.0.1"),
+        0,
+        "{}",
+        pgmux.logs()
+    );
     let url = format!("host={dir} port=16543 user=app password=secret dbname=app");
     let client = crate::harness::ini::connect_url(&url).await.unwrap();
     assert_eq!(current_user(&client).await, "app");
@@ -182,7 +219,10 @@ async fn no_listen_addr_means_unix_socket_only() {
 async fn plain_auth_type_checks_cleartext_passwords() {
     let _guard = harness::shared();
     let files = IniFiles::new();
-    files.write("userlist.txt", &format!("\"md5user\" \"{}\"\n", stored_secret("md5user").await));
+    files.write(
+        "userlist.txt",
+        &format!("\"md5user\" \"{}\"\n", stored_secret("md5user").await),
+    );
     let ini = files.write(
         "pgbouncer.ini",
         &format!("[databases]\napp = host=127.0.0.1 port={{PGPORT}}\n[pgbouncer]\n{LISTEN}auth_type = plain\nauth_file = userlist.txt\n"),
@@ -190,7 +230,11 @@ async fn plain_auth_type_checks_cleartext_passwords() {
     let pgmux = files.start(&[ini.to_str().unwrap()]).await;
     let client = pgmux.connect("md5user", "md5secret", "app").await;
     assert_eq!(current_user(&client).await, "md5user");
-    let error = pgmux.try_connect("md5user", "nope", "app").await.err().unwrap();
+    let error = pgmux
+        .try_connect("md5user", "nope", "app")
+        .await
+        .err()
+        .unwrap();
     assert_eq!(sqlstate(&error), "28P01");
 }
 
@@ -213,7 +257,10 @@ async fn any_auth_type_admits_any_name_to_forced_user_databases() {
 async fn auth_file_in_pooler_toml_adds_users() {
     let _guard = harness::shared();
     let files = IniFiles::new();
-    let userlist = files.write("userlist.txt", "\"carol\" \"carolpw\"\n\"app\" \"not-the-password\"\n");
+    let userlist = files.write(
+        "userlist.txt",
+        "\"carol\" \"carolpw\"\n\"app\" \"not-the-password\"\n",
+    );
     let pgmux = pgmux()
         .setting("auth_file", &format!("{:?}", userlist.display().to_string()))
         .database(

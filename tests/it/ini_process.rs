@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::ini::{alive, listening_addr, signal, IniFiles, LISTEN};
 use crate::harness;
+use crate::harness::ini::{alive, listening_addr, signal, IniFiles, LISTEN};
 
 fn app_ini(extra_pgbouncer: &str) -> String {
     format!(
@@ -29,10 +29,19 @@ async fn unsupported_settings_log_one_warning_each_even_after_reload() {
     client.query_one("select 1", &[]).await.unwrap();
 
     pgmux.signal("HUP");
-    assert!(pgmux.wait_for_log("reloaded", Duration::from_secs(5)).await, "{}", pgmux.logs());
+    assert!(
+        pgmux.wait_for_log("reloaded", Duration::from_secs(5)).await,
+        "{}",
+        pgmux.logs()
+    );
     for setting in ["dns_max_ttl", "server_round_robin", "disable_pqexec"] {
         let line = format!("setting {setting} is not supported by pgmux and is ignored");
-        assert_eq!(pgmux.count_log_lines(&line), 1, "{setting}\n{}", pgmux.logs());
+        assert_eq!(
+            pgmux.count_log_lines(&line),
+            1,
+            "{setting}\n{}",
+            pgmux.logs()
+        );
     }
     assert_eq!(
         pgmux.count_log_lines("connection parameter client_encoding (database app) is not supported by pgmux and is ignored"),
@@ -48,16 +57,28 @@ async fn unknown_keys_fail_with_one_line_naming_file_and_key() {
     let (files, ini) = files_with("max_client_connections = 10\n");
     let output = files.run(&["--check", &ini]);
     assert!(!output.success(), "{output:?}");
-    let lines: Vec<&str> = output.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = output
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(lines.len(), 1, "{output:?}");
     assert!(lines[0].contains(&format!("{ini}:")), "{}", lines[0]);
     assert!(lines[0].contains("max_client_connections"), "{}", lines[0]);
 
     let files = IniFiles::new();
-    let bad = files.write("pgbouncer.ini", "[databases]\napp = host=x sslmode=require\n[pgbouncer]\n");
+    let bad = files.write(
+        "pgbouncer.ini",
+        "[databases]\napp = host=x sslmode=require\n[pgbouncer]\n",
+    );
     let output = files.run(&["--check", bad.to_str().unwrap()]);
     assert!(!output.success());
-    assert!(output.stderr.contains("unrecognized connection parameter: sslmode"), "{output:?}");
+    assert!(
+        output
+            .stderr
+            .contains("unrecognized connection parameter: sslmode"),
+        "{output:?}"
+    );
 }
 
 /// `pgmux convert` prints a pooler.toml that passes `--check` and serves the same clients.
@@ -67,8 +88,16 @@ async fn convert_output_passes_check_and_serves_the_same_clients() {
     let (files, ini) = files_with("default_pool_size = 3\nso_reuseport = 1\n");
     let converted = files.run(&["convert", &ini]);
     converted.assert_success();
-    assert!(converted.stdout.contains("default_pool_size = 3"), "{}", converted.stdout);
-    assert!(converted.stdout.contains("# so_reuseport = 1"), "{}", converted.stdout);
+    assert!(
+        converted.stdout.contains("default_pool_size = 3"),
+        "{}",
+        converted.stdout
+    );
+    assert!(
+        converted.stdout.contains("# so_reuseport = 1"),
+        "{}",
+        converted.stdout
+    );
     let toml = files.write("pooler.toml", &converted.stdout);
     let toml = toml.to_str().unwrap().to_owned();
     let check = files.run(&["--check", &toml]);
@@ -77,7 +106,10 @@ async fn convert_output_passes_check_and_serves_the_same_clients() {
 
     let pgmux = files.start(&[&toml]).await;
     let client = pgmux.connect("app", "secret", "postgres").await;
-    let row = client.query_one("select current_database()::text", &[]).await.unwrap();
+    let row = client
+        .query_one("select current_database()::text", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), "postgres");
 }
 
@@ -90,7 +122,11 @@ async fn version_flags_print_the_version_line_first() {
         output.assert_success();
         assert_eq!(
             output.stdout.lines().next(),
-            Some(concat!("pgmux ", env!("CARGO_PKG_VERSION"))),
+            Some(concat!(
+                "PgBouncer 1.25.0 (pgmux ",
+                env!("CARGO_PKG_VERSION"),
+                ")"
+            )),
             "{flag}"
         );
     }
@@ -104,7 +140,10 @@ fn read_port_from_logfile(path: &std::path::Path, timeout: Duration) -> u16 {
         if let Some(addr) = listening_addr(&lines) {
             return addr.port();
         }
-        assert!(Instant::now() < deadline, "no listening line in logfile:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no listening line in logfile:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -120,7 +159,10 @@ async fn daemon_mode_writes_pidfile_serves_and_stops_on_sigterm() {
     let pidfile = files.path("pgmux.pid");
     let deadline = Instant::now() + Duration::from_secs(10);
     let pid = loop {
-        if let Some(pid) = std::fs::read_to_string(&pidfile).ok().and_then(|t| t.trim().parse::<u32>().ok()) {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
             break pid;
         }
         assert!(Instant::now() < deadline, "no pid file");
@@ -136,7 +178,10 @@ async fn daemon_mode_writes_pidfile_serves_and_stops_on_sigterm() {
     signal(pid, "TERM");
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(pid) {
-        assert!(Instant::now() < deadline, "daemon still running after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "daemon still running after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!pidfile.exists(), "pid file left behind");
@@ -161,9 +206,10 @@ async fn quiet_mode_logs_only_to_the_logfile() {
     cmd.args(["-q", &ini]);
     let (mut child, logs, _readers) = spawn(&mut cmd);
     let port = read_port_from_logfile(&logfile, Duration::from_secs(10));
-    let client = crate::harness::ini::connect_url(&format!("postgres://app:secret@127.0.0.1:{port}/app"))
-        .await
-        .unwrap();
+    let client =
+        crate::harness::ini::connect_url(&format!("postgres://app:secret@127.0.0.1:{port}/app"))
+            .await
+            .unwrap();
     client.query_one("select 1", &[]).await.unwrap();
     let _ = child.kill();
     let _ = child.wait();
@@ -171,9 +217,15 @@ async fn quiet_mode_logs_only_to_the_logfile() {
     assert!(captured.trim().is_empty(), "stderr not quiet:\n{captured}");
 }
 
+type Captured = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 fn spawn(
     cmd: &mut std::process::Command,
-) -> (std::process::Child, std::sync::Arc<std::sync::Mutex<Vec<String>>>, Vec<std::thread::JoinHandle<()>>) {
+) -> (
+    std::process::Child,
+    Captured,
+    Vec<std::thread::JoinHandle<()>>,
+) {
     use std::io::{BufRead, BufReader};
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
@@ -209,7 +261,14 @@ async fn sigquit_exits_immediately_despite_an_open_transaction() {
     client.batch_execute("begin; select 1").await.unwrap();
     pgmux.signal("QUIT");
     let status = pgmux.wait_exit(Duration::from_secs(5)).await;
-    assert!(status.is_some(), "pgmux still running 5 s after SIGQUIT\n{}", pgmux.logs());
-    assert!(!pgmux.files.path("quit.pid").exists(), "pid file left behind");
+    assert!(
+        status.is_some(),
+        "pgmux still running 5 s after SIGQUIT\n{}",
+        pgmux.logs()
+    );
+    assert!(
+        !pgmux.files.path("quit.pid").exists(),
+        "pid file left behind"
+    );
     assert!(client.query_one("select 1", &[]).await.is_err());
 }

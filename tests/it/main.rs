@@ -2,13 +2,19 @@
 //! is started once for all tests.
 mod harness;
 
+mod admin_console;
+mod admin_control;
+mod admin_metrics;
+mod admin_shapes;
+mod admin_states;
+mod admin_support;
 mod auth;
 mod copy;
 mod fuzz_input;
 mod harness_smoke;
+mod hostile_input;
 mod ini_config;
 mod ini_process;
-mod hostile_input;
 mod lifecycle;
 mod malformed_input;
 mod modes;

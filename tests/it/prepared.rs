@@ -61,7 +61,7 @@ async fn a_statement_is_prepared_again_on_the_server_a_client_moves_to() {
 #[tokio::test]
 async fn a_small_statement_cache_evicts_and_re_prepares() {
     let _guard = harness::shared();
-    let pgmux = pgmux()
+    let pgmux = crate::admin_support::admin_pgmux()
         .setting("default_pool_size", "1")
         .setting("max_prepared_statements", "3")
         .start()
@@ -92,6 +92,18 @@ async fn a_small_statement_cache_evicts_and_re_prepares() {
         "cache bound exceeded: {}",
         count.get::<_, i64>(0)
     );
+    // An operator sees the cache at work: re-prepares evicted others, Parses of statements
+    // still prepared were answered from the cache.
+    let console = crate::admin_support::admin(&pgmux).await;
+    let shown = crate::admin_support::show(&console, "SHOW PREPARED_STATEMENTS").await;
+    // Ten statements, plus the one tokio-postgres prepared for the count above.
+    assert_eq!(shown.num("database", "app", "client_parses"), 11);
+    assert!(
+        shown.num("database", "app", "evictions") >= 7,
+        "10 statements through a cache of 3"
+    );
+    assert!(shown.num("database", "app", "server_parses") >= 10);
+    assert_eq!(shown.num("database", "app", "max_prepared_statements"), 3);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rand::RngCore;
+use rand::Rng;
 
 use super::secret::{hmac_sha256, sha256, ScramSecret, Secret};
 use super::{constant_time_eq, AuthError};

@@ -7,7 +7,11 @@ use crate::config::{parse_str, AuthType, ConfigError, PoolMode, Settings};
 fn load(text: &str) -> Result<(Settings, Vec<String>), ConfigError> {
     let translation = translate(Path::new("pgbouncer.ini"), text)?;
     let settings = parse_str(&translation.toml, "pgbouncer.ini", &[])?;
-    let warnings = translation.warnings.into_iter().map(|w| w.message).collect();
+    let warnings = translation
+        .warnings
+        .into_iter()
+        .map(|w| w.message)
+        .collect();
     Ok((settings, warnings))
 }
 
@@ -69,7 +73,10 @@ fn realistic_file_maps_onto_settings() {
 fn wildcard_database_serves_any_name_on_the_same_server_database() {
     let (settings, _) = load(REALISTIC).unwrap();
     let other = settings.database("billing").unwrap();
-    assert_eq!((other.host.as_str(), other.dbname.as_str()), ("db", "billing"));
+    assert_eq!(
+        (other.host.as_str(), other.dbname.as_str()),
+        ("db", "billing")
+    );
     assert_eq!(settings.database("app").unwrap().dbname, "app_prod");
 }
 
@@ -88,32 +95,55 @@ fn pgbouncer_defaults_apply_when_the_ini_omits_them() {
 fn unsupported_settings_warn_once_each_and_defaults_stay_quiet() {
     let (_, warnings) = load(&format!("{REALISTIC}so_reuseport = 1\n")).unwrap();
     let about = |needle: &str| warnings.iter().filter(|w| w.contains(needle)).count();
-    assert_eq!(about("setting so_reuseport is not supported by pgmux and is ignored"), 1);
+    assert_eq!(
+        about("setting so_reuseport is not supported by pgmux and is ignored"),
+        1
+    );
     // log_connections = 1 is PgBouncer's default: nothing to warn about.
     assert_eq!(about("log_connections"), 0);
 }
 
 #[test]
 fn unknown_keys_and_sections_are_errors_naming_file_line_and_key() {
-    let error = load("[pgbouncer]\nlisten_prot = 6432\n").unwrap_err().to_string();
+    let error = load("[pgbouncer]\nlisten_prot = 6432\n")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         error,
         "pgbouncer.ini:2: unknown key `[pgbouncer] listen_prot` (did you mean `listen_port`?)"
     );
     let error = load("[pgbouncr]\n").unwrap_err().to_string();
-    assert!(error.starts_with("pgbouncer.ini:1: unknown section [pgbouncr]"), "{error}");
-    let error = load("[databases]\napp = host=x colour=red\n").unwrap_err().to_string();
-    assert!(error.contains("unrecognized connection parameter: colour"), "{error}");
+    assert!(
+        error.starts_with("pgbouncer.ini:1: unknown section [pgbouncr]"),
+        "{error}"
+    );
+    let error = load("[databases]\napp = host=x colour=red\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("unrecognized connection parameter: colour"),
+        "{error}"
+    );
     let error = load("[users]\nbob = colour=red\n").unwrap_err().to_string();
-    assert!(error.contains("unrecognized user parameter: colour"), "{error}");
-    let error = load("[databases]\npgbouncer = host=x\n").unwrap_err().to_string();
+    assert!(
+        error.contains("unrecognized user parameter: colour"),
+        "{error}"
+    );
+    let error = load("[databases]\npgbouncer = host=x\n")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("reserved"), "{error}");
 }
 
 #[test]
 fn invalid_values_are_reported_with_pgmux_key_names() {
-    let error = load("[pgbouncer]\ndefault_pool_size = lots\n").unwrap_err().to_string();
-    assert!(error.contains("default_pool_size: invalid value \"lots\""), "{error}");
+    let error = load("[pgbouncer]\ndefault_pool_size = lots\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("default_pool_size: invalid value \"lots\""),
+        "{error}"
+    );
 }
 
 #[test]
@@ -139,7 +169,11 @@ fn peers_are_checked_then_ignored_with_one_warning() {
 #[test]
 fn include_reads_another_file_in_place() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("dbs.ini"), "[databases]\nincluded = host=h\n").unwrap();
+    std::fs::write(
+        dir.path().join("dbs.ini"),
+        "[databases]\nincluded = host=h\n",
+    )
+    .unwrap();
     let main = dir.path().join("pgbouncer.ini");
     let text = format!(
         "[pgbouncer]\npool_mode = transaction\n%include {}\n[pgbouncer]\nlisten_port = 7000\n",
@@ -155,8 +189,17 @@ fn include_reads_another_file_in_place() {
 #[test]
 fn format_detection() {
     use super::looks_like_ini;
-    assert!(looks_like_ini(Path::new("/etc/pgbouncer/pgbouncer.ini"), ""));
+    assert!(looks_like_ini(
+        Path::new("/etc/pgbouncer/pgbouncer.ini"),
+        ""
+    ));
     assert!(!looks_like_ini(Path::new("pooler.toml"), "[pgbouncer]"));
-    assert!(looks_like_ini(Path::new("pgbouncer.conf"), "; x\n[pgbouncer]\n"));
-    assert!(!looks_like_ini(Path::new("pooler.conf"), "pool_mode = \"session\"\n"));
+    assert!(looks_like_ini(
+        Path::new("pgbouncer.conf"),
+        "; x\n[pgbouncer]\n"
+    ));
+    assert!(!looks_like_ini(
+        Path::new("pooler.conf"),
+        "pool_mode = \"session\"\n"
+    ));
 }

@@ -278,7 +278,10 @@ pub async fn stored_secret(role: &str) -> String {
     postgres()
         .superuser()
         .await
-        .query_one("select rolpassword from pg_authid where rolname = $1", &[&role])
+        .query_one(
+            "select rolpassword from pg_authid where rolname = $1",
+            &[&role],
+        )
         .await
         .expect("read pg_authid")
         .get(0)
