@@ -268,7 +268,10 @@ async fn command_line_version_and_check() {
     assert!(version.status.success());
     assert_eq!(
         // Issue 8: the first line is what the console's SHOW VERSION returns.
-        String::from_utf8_lossy(&version.stdout).lines().next().unwrap_or(""),
+        String::from_utf8_lossy(&version.stdout)
+            .lines()
+            .next()
+            .unwrap_or(""),
         format!("PgBouncer 1.25.0 (pgmux {})", env!("CARGO_PKG_VERSION"))
     );
 
