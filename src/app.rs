@@ -29,18 +29,27 @@ const LISTEN_BACKLOG: i32 = 1024;
 
 /// Runs pgmux until a drain completes.
 pub async fn run(settings: Settings) -> Result<(), AppError> {
-    let tcp = bind_tcp(
-        tcp_host(&settings.listen_addr),
-        settings.listen_port,
-        settings.so_reuseport,
-    )?;
-    let local = tcp
-        .local_addr()
-        .map_err(|e| AppError::Listen(settings.listen_addr.clone(), e))?;
-    tracing::info!("listening on {local}");
-    if settings.so_reuseport {
-        hint_about_migration();
-    }
+    // An empty listen_addr means no TCP listener (unix socket only), as in PgBouncer.
+    let (tcp, local) = if settings.listen_addr.is_empty() {
+        (
+            None,
+            SocketAddr::from(([127, 0, 0, 1], settings.listen_port)),
+        )
+    } else {
+        let tcp = bind_tcp(
+            tcp_host(&settings.listen_addr),
+            settings.listen_port,
+            settings.so_reuseport,
+        )?;
+        let local = tcp
+            .local_addr()
+            .map_err(|e| AppError::Listen(settings.listen_addr.clone(), e))?;
+        tracing::info!("listening on {local}");
+        if settings.so_reuseport {
+            hint_about_migration();
+        }
+        (Some(tcp), local)
+    };
     let unix = match &settings.unix_socket_dir {
         Some(dir) => Some(bind_unix(dir, local.port())?),
         None => None,
@@ -59,7 +68,7 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
     let stats_ticker = tokio::spawn(crate::admin::periodic::run(Arc::clone(&shared)));
     let metrics_task =
         metrics.map(|listener| tokio::spawn(crate::metrics::serve(Arc::clone(&shared), listener)));
-    let tcp_loop = AcceptLoop::start(Arc::clone(&shared), tcp);
+    let tcp_loop = tcp.map(|tcp| AcceptLoop::start(Arc::clone(&shared), tcp));
     let unix_loop =
         unix.map(|(listener, file)| (AcceptLoop::start(Arc::clone(&shared), listener), file));
 
@@ -70,7 +79,9 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
     // Stop listening. Connections the kernel already queued for us were accepted by the
     // client before we closed: serve them rather than let the close reset them (with
     // SO_REUSEPORT another instance takes every connection from here on).
-    tcp_loop.stop_and_sweep(&shared).await;
+    if let Some(tcp_loop) = tcp_loop {
+        tcp_loop.stop_and_sweep(&shared).await;
+    }
     if let Some((unix_loop, file)) = unix_loop {
         unix_loop.stop_and_sweep(&shared).await;
         file.remove_if_ours();
@@ -291,9 +302,10 @@ async fn back_off(error: std::io::Error) {
 }
 
 /// Serves SIGHUP reloads (and SIGUSR1 pause / SIGUSR2 resume) until SIGTERM, SIGINT or
-/// the admin console's SHUTDOWN; true when that was a plain SHUTDOWN (no drain).
+/// the admin console's SHUTDOWN (SIGQUIT exits at once); true when that was a plain SHUTDOWN (no drain).
 async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
     use crate::control::{PauseMode, ShutdownMode};
+    let mut quit = signal(SignalKind::quit()).map_err(AppError::Signal)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
     let mut usr1 = signal(SignalKind::user_defined1()).map_err(AppError::Signal)?;
     let mut usr2 = signal(SignalKind::user_defined2()).map_err(AppError::Signal)?;
@@ -302,6 +314,11 @@ async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
     loop {
         tokio::select! {
             _ = hangup.recv() => reload(shared),
+            // PgBouncer's immediate shutdown: no drain, as the console's SHUTDOWN.
+            _ = quit.recv() => {
+                tracing::info!("got SIGQUIT, fast exit");
+                return Ok(true);
+            }
             _ = usr1.recv() => {
                 tracing::info!("got SIGUSR1, pausing");
                 shared.control.set_mode(PauseMode::Pause);
@@ -328,6 +345,8 @@ async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
 /// Re-reads the settings file. A bad file changes nothing and says why in one line.
 pub fn reload(shared: &Shared) {
     let _ = crate::admin::reload(shared);
+    // PgBouncer reopens its log file on reload, for log rotation.
+    crate::logging::reopen(shared.settings().logfile.as_deref());
 }
 
 /// Lets running transactions finish (idle clients are told "pooler is shutting down"),

@@ -111,11 +111,12 @@ impl Shared {
     /// user has one pool that every client shares.
     pub fn pool_for(&self, database: &str, user: &str) -> Result<Arc<Pool>, PoolLookup> {
         let settings = self.settings();
+        // `settings.database` also resolves PgBouncer's `*` fallback entry: an unlisted
+        // name gets its own pool on the server database of the same name.
         let db = settings
-            .databases
-            .get(database)
+            .database(database)
             .ok_or(PoolLookup::NoSuchDatabase)?;
-        let target = server_target(&settings, db, user, self.tls.server());
+        let target = server_target(&settings, &db, user, self.tls.server());
         let key = PoolKey {
             database: database.to_owned(),
             user: target.user.clone(),
@@ -152,10 +153,9 @@ impl Shared {
         let settings = self.settings();
         self.pools.retain(|key, pool| {
             let still_same = settings
-                .databases
-                .get(&key.database)
+                .database(&key.database)
                 .map(|db| {
-                    server_target(&settings, db, &key.user, self.tls.server()) == *pool.target
+                    server_target(&settings, &db, &key.user, self.tls.server()) == *pool.target
                 })
                 .unwrap_or(false);
             if still_same {

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::Refusal;
 use std::sync::Arc;
 
-use crate::auth::{verify_md5, ScramSecret, ScramServer, Secret};
+use crate::auth::{verify_cleartext, verify_md5, ScramSecret, ScramServer, Secret};
 use crate::config::{AuthType, Settings};
 use crate::context::Shared;
 use crate::net::Stream;
@@ -41,12 +41,16 @@ pub async fn authenticate(
         None => None,
     };
     match settings.auth_type {
+        // PgBouncer's `any`: the name is not checked either.
+        AuthType::Any => Ok(()),
+        AuthType::Plain => cleartext(stream, buf, secret.as_ref(), user).await,
         AuthType::Trust if settings.users.contains_key(user) => Ok(()),
         AuthType::Trust => Err(Refusal::new(
             INVALID_AUTHORIZATION,
             format!("role \"{user}\" does not exist"),
         )),
-        AuthType::Md5 => match secret {
+        // `hba` rules are not read yet (the file's path is stored): a password is required.
+        AuthType::Md5 | AuthType::Hba => match secret {
             // md5 cannot be answered from a SCRAM secret; PostgreSQL switches to SCRAM.
             Some(Secret::Scram(_)) => {
                 scram(stream, buf, secret.as_ref(), user, channel_binding).await
@@ -94,6 +98,24 @@ async fn md5(
     let (response, _) = take_cstr(&body).ok_or_else(|| malformed("password packet"))?;
     match secret {
         Some(secret) if verify_md5(secret, user, salt, response) => Ok(()),
+        _ => Err(failed(user)),
+    }
+}
+
+/// PgBouncer's `plain`: AuthenticationCleartextPassword, checked against any stored form.
+async fn cleartext(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    secret: Option<&Secret>,
+    user: &str,
+) -> Result<(), Refusal> {
+    let mut out = BytesMut::new();
+    builders::authentication_cleartext(&mut out);
+    write(stream, &out).await?;
+    let body = read_password_message(stream, buf).await?;
+    let (password, _) = take_cstr(&body).ok_or_else(|| malformed("password packet"))?;
+    match secret {
+        Some(secret) if verify_cleartext(secret, user, password) => Ok(()),
         _ => Err(failed(user)),
     }
 }

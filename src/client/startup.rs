@@ -153,7 +153,7 @@ async fn log_in(
         ));
     }
     let requested = requested_params(&startup, settings, peer)?;
-    if !settings.databases.contains_key(&database) {
+    if settings.database(&database).is_none() {
         return Err(Refusal::new(
             INVALID_CATALOG_NAME,
             format!("no such database: {database}"),

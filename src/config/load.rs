@@ -30,7 +30,17 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
     })?;
     // Windows editors may save a byte-order mark, which TOML does not allow.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let mut settings = parse_str(text, &origin, env)?;
+    let mut settings = if super::ini::looks_like_ini(path, text) {
+        // pgbouncer.ini: translated to the equivalent TOML, then read as any pooler.toml.
+        let translation = super::ini::translate(path, text)?;
+        for warning in &translation.warnings {
+            warn_once(warning);
+        }
+        parse_str(&translation.toml, &origin, env)?
+    } else {
+        parse_str(text, &origin, env)?
+    };
+    super::auth_file::apply(&mut settings)?;
     // Certificates and keys are read now so that a bad file stops the start, or a
     // reload (which then keeps the old settings), with one clear line.
     crate::tls::check(&settings.tls).map_err(|error| ConfigError::Invalid {
@@ -41,6 +51,29 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
     })?;
     settings.source = Some(path.to_path_buf());
     Ok(settings)
+}
+
+/// Each unsupported setting is named once per process, not again on every reload.
+fn warn_once(warning: &super::ini::Warning) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static WARNED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if warned
+        .get_or_insert_with(HashSet::new)
+        .insert(warning.subject.clone())
+    {
+        tracing::warn!("{}", warning.message);
+    }
+}
+
+/// The known key closest to `key`, if close enough to be a typo.
+pub(crate) fn closest<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
+    known
+        .map(|candidate| (edit_distance(&key.to_lowercase(), candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min()
+        .map(|(_, candidate)| candidate.to_owned())
 }
 
 /// Parses TOML text with `env` as overrides; `origin` names the text in errors.

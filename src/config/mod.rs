@@ -5,8 +5,10 @@
 //! Overrides: `PGMUX_DEFAULT_POOL_SIZE=50`, `PGMUX_DATABASES__APP__HOST=db` (`__` nests;
 //! names are lowercased), lists as `PGMUX_ADMIN_USERS=alice,bob`.
 
+mod auth_file;
 mod database_url;
 mod error;
+pub mod ini;
 mod load;
 mod provenance;
 mod raw;

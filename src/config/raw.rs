@@ -56,6 +56,14 @@ pub(crate) struct RawConfig {
     pub server_tls_key_file: Option<Scalar>,
     pub so_reuseport: Option<Scalar>,
     pub peer_id: Option<Scalar>,
+    pub auth_file: Option<Scalar>,
+    pub auth_hba_file: Option<Scalar>,
+    pub auth_user: Option<Scalar>,
+    pub auth_query: Option<Scalar>,
+    pub auth_dbname: Option<Scalar>,
+    pub logfile: Option<Scalar>,
+    pub pidfile: Option<Scalar>,
+    pub user: Option<Scalar>,
     // Admin console, statistics, metrics and logging (issue 3).
     pub stats_period: Option<Scalar>,
     pub metrics_listen: Option<Scalar>,
@@ -88,6 +96,9 @@ pub(crate) struct RawDatabase {
     pub reserve_pool_size: Option<Scalar>,
     pub pool_mode: Option<Scalar>,
     pub max_db_connections: Option<Scalar>,
+    pub auth_user: Option<Scalar>,
+    pub auth_dbname: Option<Scalar>,
+    pub auth_query: Option<Scalar>,
 }
 
 /// `[users.NAME]`.

@@ -52,20 +52,34 @@ impl std::fmt::Display for PoolMode {
 /// How clients prove who they are to pgmux.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub enum AuthType {
+    /// PgBouncer's `any`: no password, and the user name is not checked either (every
+    /// database should force its server user).
+    #[serde(rename = "any")]
+    Any,
     #[serde(rename = "trust")]
     Trust,
+    /// PgBouncer's `plain`: the client sends its password in clear text.
+    #[serde(rename = "plain")]
+    Plain,
     #[serde(rename = "md5")]
     Md5,
     #[serde(rename = "scram-sha-256")]
     ScramSha256,
+    /// PgBouncer's `hba`: per-connection rules from `auth_hba_file`. Until pgmux reads
+    /// that file, clients authenticate as with `md5` (a password is always required).
+    #[serde(rename = "hba")]
+    Hba,
 }
 
 impl AuthType {
     pub fn as_str(self) -> &'static str {
         match self {
+            AuthType::Any => "any",
             AuthType::Trust => "trust",
+            AuthType::Plain => "plain",
             AuthType::Md5 => "md5",
             AuthType::ScramSha256 => "scram-sha-256",
+            AuthType::Hba => "hba",
         }
     }
 }
@@ -74,10 +88,17 @@ impl std::str::FromStr for AuthType {
     type Err = UnknownVariant;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [AuthType::Trust, AuthType::Md5, AuthType::ScramSha256]
-            .into_iter()
-            .find(|auth| auth.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or(UnknownVariant)
+        [
+            AuthType::Any,
+            AuthType::Trust,
+            AuthType::Plain,
+            AuthType::Md5,
+            AuthType::ScramSha256,
+            AuthType::Hba,
+        ]
+        .into_iter()
+        .find(|auth| auth.as_str().eq_ignore_ascii_case(text.trim()))
+        .ok_or(UnknownVariant)
     }
 }
 
@@ -125,6 +146,11 @@ pub struct DatabaseSettings {
     pub pool_mode: Option<PoolMode>,
     /// 0 = unlimited.
     pub max_db_connections: Option<usize>,
+    /// PgBouncer's per-database `auth_user`/`auth_dbname`/`auth_query` overrides,
+    /// stored for the auth_query mechanism.
+    pub auth_user: Option<String>,
+    pub auth_dbname: Option<String>,
+    pub auth_query: Option<String>,
 }
 
 impl DatabaseSettings {
@@ -212,6 +238,20 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub databases: BTreeMap<String, DatabaseSettings>,
     pub users: BTreeMap<String, UserSettings>,
+    /// PgBouncer's userlist.txt: its passwords fill `users` (a `[users]` password wins).
+    pub auth_file: Option<PathBuf>,
+    /// Stored for `auth_type = "hba"`; pgmux does not read the file yet.
+    pub auth_hba_file: Option<PathBuf>,
+    /// Stored for the auth_query mechanism (not implemented yet).
+    pub auth_user: Option<String>,
+    pub auth_query: String,
+    pub auth_dbname: Option<String>,
+    /// Log to this file as well as stderr (`-q`/`-d` silence stderr).
+    pub logfile: Option<PathBuf>,
+    /// Written with the process id at startup when daemonizing (`-d`).
+    pub pidfile: Option<PathBuf>,
+    /// The OS user to switch to after binding (PgBouncer's `user`; `-u` on the command line).
+    pub user: Option<String>,
     /// Other instances by peer id, where cancel requests for their clients are forwarded.
     pub peers: BTreeMap<u16, PeerSettings>,
 }
@@ -285,9 +325,24 @@ impl Default for Settings {
             databases: BTreeMap::new(),
             users: BTreeMap::new(),
             peers: BTreeMap::new(),
+            auth_file: None,
+            auth_hba_file: None,
+            auth_user: None,
+            auth_query: DEFAULT_AUTH_QUERY.to_owned(),
+            auth_dbname: None,
+            logfile: None,
+            pidfile: None,
+            user: None,
         }
     }
 }
+
+/// PgBouncer 1.25's default `auth_query`.
+pub const DEFAULT_AUTH_QUERY: &str = "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin";
+
+/// PgBouncer's fallback database: `*` serves any database name not listed, connecting
+/// to the database of the same name on the server.
+pub const WILDCARD_DATABASE: &str = "*";
 
 impl Settings {
     /// Defaults with an ephemeral TCP port and no unix socket, so parallel tests never collide.
@@ -300,12 +355,28 @@ impl Settings {
         }
     }
 
+    /// The entry serving clients of `name`: its own, else the `*` fallback with `dbname`
+    /// set to `name` (unless the fallback names a dbname itself), as in PgBouncer.
+    pub fn database(&self, name: &str) -> Option<std::borrow::Cow<'_, DatabaseSettings>> {
+        use std::borrow::Cow;
+        if let Some(db) = self.databases.get(name) {
+            return Some(Cow::Borrowed(db));
+        }
+        let wildcard = self.databases.get(WILDCARD_DATABASE)?;
+        let mut db = wildcard.clone();
+        db.name = name.to_owned();
+        if db.dbname == WILDCARD_DATABASE {
+            db.dbname = name.to_owned();
+        }
+        Some(Cow::Owned(db))
+    }
+
     /// The most specific `pool_mode`: the user's, then the database's, then the global one.
     pub fn pool_mode_for(&self, database: &str, user: &str) -> PoolMode {
         self.users
             .get(user)
             .and_then(|user| user.pool_mode)
-            .or_else(|| self.databases.get(database).and_then(|db| db.pool_mode))
+            .or_else(|| self.database(database).and_then(|db| db.pool_mode))
             .unwrap_or(self.pool_mode)
     }
 
@@ -346,6 +417,6 @@ impl Settings {
         database: &str,
         field: impl Fn(&DatabaseSettings) -> Option<usize>,
     ) -> Option<usize> {
-        self.databases.get(database).and_then(field)
+        self.database(database).and_then(|db| field(&db))
     }
 }

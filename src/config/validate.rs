@@ -108,7 +108,31 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
                 Ok((peer.id, peer))
             })
             .collect::<Result<_, ConfigError>>()?,
+        auth_file: optional_path(at, "auth_file", raw.auth_file.as_ref())?,
+        auth_hba_file: optional_path(at, "auth_hba_file", raw.auth_hba_file.as_ref())?,
+        auth_user: at.convert("auth_user", raw.auth_user.as_ref(), values::non_empty_text)?,
+        auth_query: setting!(auth_query, values::text),
+        auth_dbname: at.convert(
+            "auth_dbname",
+            raw.auth_dbname.as_ref(),
+            values::non_empty_text,
+        )?,
+        logfile: optional_path(at, "logfile", raw.logfile.as_ref())?,
+        pidfile: optional_path(at, "pidfile", raw.pidfile.as_ref())?,
+        user: at.convert("user", raw.user.as_ref(), values::non_empty_text)?,
     })
+}
+
+/// A file setting; empty means unset, as in PgBouncer.
+fn optional_path(
+    at: &Provenance,
+    key: &str,
+    value: Option<&super::raw::Scalar>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    Ok(at
+        .convert(key, value, values::text)?
+        .filter(|path| !path.trim().is_empty())
+        .map(PathBuf::from))
 }
 
 const DEFAULT_SERVER_HOST: &str = "127.0.0.1";
@@ -185,6 +209,17 @@ fn database(
             raw.max_db_connections.as_ref(),
             values::count,
         )?,
+        auth_user: at.convert(
+            &key("auth_user"),
+            raw.auth_user.as_ref(),
+            values::non_empty_text,
+        )?,
+        auth_dbname: at.convert(
+            &key("auth_dbname"),
+            raw.auth_dbname.as_ref(),
+            values::non_empty_text,
+        )?,
+        auth_query: at.convert(&key("auth_query"), raw.auth_query.as_ref(), values::text)?,
         name,
     })
 }

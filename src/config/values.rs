@@ -29,12 +29,14 @@ pub(crate) fn non_empty_text(value: &Scalar) -> Result<String, Expected> {
     }
 }
 
-/// PgBouncer's `listen_addr = *` means every IPv4 address.
+/// PgBouncer's `listen_addr = *` means every IPv4 address; empty means no TCP listener
+/// (unix socket only), PgBouncer's default.
 pub(crate) fn listen_addr(value: &Scalar) -> Result<String, Expected> {
-    const EXPECTED: Expected = "one IP address or host name, or \"*\" for all addresses";
+    const EXPECTED: Expected =
+        "one IP address or host name, \"*\" for all addresses, or \"\" for none";
     let addr = text(value).map_err(|_| EXPECTED)?;
     let addr = addr.trim();
-    if addr.is_empty() || addr.contains(',') || addr.contains(char::is_whitespace) {
+    if addr.contains(',') || addr.contains(char::is_whitespace) {
         return Err(EXPECTED);
     }
     Ok(if addr == "*" { "0.0.0.0" } else { addr }.to_owned())
@@ -124,7 +126,8 @@ pub(crate) fn pool_mode(value: &Scalar) -> Result<PoolMode, Expected> {
 }
 
 pub(crate) fn auth_type(value: &Scalar) -> Result<AuthType, Expected> {
-    const EXPECTED: Expected = "one of \"trust\", \"md5\", \"scram-sha-256\"";
+    const EXPECTED: Expected =
+        "one of \"any\", \"trust\", \"plain\", \"md5\", \"scram-sha-256\", \"hba\"";
     text(value)
         .ok()
         .and_then(|text| text.parse().ok())

@@ -267,8 +267,12 @@ async fn command_line_version_and_check() {
     let version = run_pgmux(&["--version"], &[]);
     assert!(version.status.success());
     assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        format!("pgmux {}", env!("CARGO_PKG_VERSION"))
+        // Issue 8: the first line is what the console's SHOW VERSION returns.
+        String::from_utf8_lossy(&version.stdout)
+            .lines()
+            .next()
+            .unwrap_or(""),
+        format!("PgBouncer 1.25.0 (pgmux {})", env!("CARGO_PKG_VERSION"))
     );
 
     let dir = tempfile::tempdir().unwrap();

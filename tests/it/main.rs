@@ -15,6 +15,8 @@ mod drain;
 mod fuzz_input;
 mod harness_smoke;
 mod hostile_input;
+mod ini_config;
+mod ini_process;
 mod lifecycle;
 mod malformed_input;
 mod modes;

@@ -173,6 +173,9 @@ fn every_key_is_parsed() {
             reserve_pool_size: Some(7),
             pool_mode: Some(PoolMode::Session),
             max_db_connections: Some(60),
+            auth_user: None,
+            auth_dbname: None,
+            auth_query: None,
         }
     );
     let local = &settings.databases["local"];

@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod drivers;
+pub mod ini;
 pub mod pgmux;
 pub mod postgres;
 mod process;
