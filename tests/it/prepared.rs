@@ -30,32 +30,41 @@ async fn a_statement_is_prepared_again_on_the_server_a_client_moves_to() {
     let _guard = harness::shared();
     let pgmux = pgmux().setting("default_pool_size", "2").start().await;
     let client = pgmux.app().await;
-    let blocker = pgmux.app().await;
-    // Open both servers.
-    client.batch_execute("begin").await.unwrap();
-    blocker.batch_execute("begin").await.unwrap();
-    client.batch_execute("commit").await.unwrap();
-    blocker.batch_execute("commit").await.unwrap();
+    let [first, second] = [pgmux.app().await, pgmux.app().await];
     let add = client.prepare("select $1::int + 100").await.unwrap();
     let mut backends = std::collections::HashSet::new();
-    for n in 0..6 {
-        // The blocker takes the server the client used last (the warmest), so the
-        // client's next transaction runs on the other one.
-        blocker.batch_execute("begin; select 1").await.unwrap();
-        let row = client.query_one(&add, &[&n]).await.unwrap();
-        assert_eq!(row.get::<_, i32>(0), n + 100);
-        let pid = client
-            .query_one("select pg_backend_pid()", &[])
-            .await
-            .unwrap();
-        backends.insert(pid.get::<_, i32>(0));
-        blocker.batch_execute("commit").await.unwrap();
+    for n in 0..3 {
+        // `first` holds one server, so the client runs on the other; then `second` takes
+        // that one and `first` lets go, so the client's next Bind lands on the server it
+        // has not used — whichever order the pool hands out idle servers in.
+        first.batch_execute("begin; select 1").await.unwrap();
+        backends.insert(run_on_one_server(&client, &add, n).await);
+        second.batch_execute("begin; select 1").await.unwrap();
+        first.batch_execute("commit").await.unwrap();
+        backends.insert(run_on_one_server(&client, &add, n).await);
+        second.batch_execute("commit").await.unwrap();
     }
     assert_eq!(
         backends.len(),
         2,
         "the client ran its statement on both servers"
     );
+}
+
+/// Runs the statement and reads the backend pid, both while another client holds the
+/// pool's other server, so both run on the same (only free) server.
+async fn run_on_one_server(
+    client: &tokio_postgres::Client,
+    add: &tokio_postgres::Statement,
+    n: i32,
+) -> i32 {
+    let row = client.query_one(add, &[&n]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), n + 100);
+    client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[tokio::test]
