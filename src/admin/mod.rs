@@ -38,9 +38,7 @@ use result::ResultSet;
 pub const CONSOLE_DATABASES: [&str; 2] = ["pgbouncer", "pgmux"];
 /// The pseudo pool the console's own clients are listed under, as in PgBouncer.
 pub const CONSOLE_NAME: &str = "pgbouncer";
-/// The PgBouncer release whose console pgmux reproduces; tools pick their column sets
-/// from `SHOW VERSION`.
-pub const PGBOUNCER_VERSION: &str = "1.25.0";
+pub use crate::version::PGBOUNCER_VERSION;
 /// Admin queries are short; anything larger is not a console command.
 const MAX_QUERY: usize = 64 * 1024;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::result::{ResultSet, Type, Value};
-use super::{AdminError, Console, Reply, CONSOLE_NAME, PGBOUNCER_VERSION};
+use super::{AdminError, Console, Reply, CONSOLE_NAME};
 use crate::control::PauseMode;
 use crate::pool::{Pool, ServerInfo};
 use crate::registry::ClientState;
@@ -48,11 +48,7 @@ pub(super) fn show(console: &Console, what: &str) -> Result<Reply, AdminError> {
         "state" => state(console),
         "version" => {
             let mut set = ResultSet::new(&[("version", Text)]);
-            let text = format!(
-                "PgBouncer {PGBOUNCER_VERSION} (pgmux {})",
-                env!("CARGO_PKG_VERSION")
-            );
-            set.row(vec![text.into()]);
+            set.row(vec![crate::version::VERSION_LINE.into()]);
             set
         }
         "dns_hosts" => ResultSet::new(&[("hostname", Text), ("ttl", Int8), ("addrs", Text)]),
