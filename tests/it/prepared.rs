@@ -326,3 +326,25 @@ async fn sql_prepared_statements_follow_their_client_across_servers() {
     });
     join_all(work).await;
 }
+
+#[tokio::test]
+async fn in_session_mode_statements_survive_the_reset_between_clients() {
+    let _guard = harness::shared();
+    let pgmux = pgmux()
+        .setting("pool_mode", "\"session\"")
+        .setting("default_pool_size", "1")
+        .start()
+        .await;
+    // Each client in turn gets the one server; DISCARD ALL between them drops every
+    // statement on it, so pgmux must prepare again rather than trust its cache.
+    for round in 0..3 {
+        let client = pgmux.app().await;
+        let statement = client.prepare("select 7 * $1::int").await.unwrap();
+        let row = client.query_one(&statement, &[&round]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 7 * round);
+        drop(statement);
+        drop(client);
+        // Let the session end (and the reset run) before the next client logs in.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
