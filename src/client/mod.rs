@@ -13,6 +13,7 @@ mod replies;
 mod session;
 mod session_only;
 mod settings;
+mod splice;
 mod sql_prepare;
 mod startup;
 

@@ -12,6 +12,7 @@ use super::prepared::{request_for, Rewriter};
 use super::replies::{Disposition, ReplyQueue};
 use super::session::{note_client_parameter, sleep_until_opt, Relayed, Session, CLIENT_READ};
 use super::session_only::{self, session_only_feature};
+use super::splice::Splice;
 use super::Refusal;
 use crate::config::{PoolMode, Settings};
 use crate::pool::PooledServer;
@@ -131,7 +132,7 @@ impl Session {
                     }
                     self.relay_server(conn, &mut server_cursor, &mut queue, tally).await?;
                     if !queue.awaiting_server() {
-                                                if let Some(since) = waiting_since.take() {
+                        if let Some(since) = waiting_since.take() {
                             let query_us = since.elapsed().as_micros() as u64;
                             tally.query_us += query_us;
                             self.pool.stats.observe_query(query_us);
@@ -139,7 +140,7 @@ impl Session {
                     }
                     if queue.is_idle() && !server_cursor.mid_frame() {
                         if let Some(started) = tally.transaction_started.take() {
-                                                        let transaction_us = started.elapsed().as_micros() as u64;
+                            let transaction_us = started.elapsed().as_micros() as u64;
                             tally.transactions += 1;
                             tally.transaction_us += transaction_us;
                             self.pool.stats.observe_transaction(transaction_us);
@@ -219,10 +220,7 @@ impl Session {
             b'P' if rewriting => names_a_statement(tag, body),
             _ => false,
         };
-        // The bytes to send when any message was rewritten or dropped: the untouched
-        // stretches of the buffer with the replacements in between.
-        let mut edited: Option<BytesMut> = None;
-        let mut segment_start = 0;
+        let mut splice = Splice::default();
         let mut terminate_at = None;
         loop {
             let start = self.cursor.consumed();
@@ -280,10 +278,7 @@ impl Session {
                 }
             };
             if replaced {
-                let out = edited.get_or_insert_with(BytesMut::new);
-                out.extend_from_slice(&self.buf[segment_start..start]);
-                out.extend_from_slice(&self.scratch);
-                segment_start = end;
+                splice.replace(&self.buf, start, end, &self.scratch);
                 continue;
             }
             if frame.tag == b'S' {
@@ -296,13 +291,7 @@ impl Session {
             }
         }
         let end = terminate_at.unwrap_or_else(|| self.cursor.consumed());
-        let outgoing: &[u8] = match edited.as_mut() {
-            None => &self.buf[..end],
-            Some(out) => {
-                out.extend_from_slice(&self.buf[segment_start..end]);
-                out
-            }
-        };
+        let outgoing = splice.finish(&self.buf, end);
         if !outgoing.is_empty() {
             conn.stream
                 .write_all(outgoing)
@@ -338,12 +327,9 @@ impl Session {
         queue: &mut ReplyQueue,
         tally: &mut Tally,
     ) -> Result<(), Refusal> {
-        let mut edited: Option<BytesMut> = None;
-        let mut segment_start = 0;
+        let mut splice = Splice::default();
         let mut synthetic = Vec::new();
         let mut failed = Vec::new();
-        let mut parameter_update = None;
-        let mut statements_dropped = false;
         loop {
             let start = cursor.consumed();
             let frame = cursor
@@ -358,6 +344,9 @@ impl Session {
             let Some(frame) = frame else { break };
             let end = cursor.consumed();
             let tag = frame.tag;
+            // What the body says; acted on once the read buffer is no longer borrowed.
+            let mut parameter_update = None;
+            let mut statements_dropped = false;
             let status = match (tag, frame.body) {
                 (b'Z', Some(body)) => {
                     tally.queries += 1;
@@ -387,7 +376,7 @@ impl Session {
             if let Some(body) = parameter_update.take() {
                 conn.note_parameter(&body);
             }
-            if std::mem::take(&mut statements_dropped) {
+            if statements_dropped {
                 conn.statements.clear();
                 self.statements.clear();
             }
@@ -408,32 +397,21 @@ impl Session {
                 );
             }
             let disposition = queue.on_server(tag, status, &mut synthetic, &mut failed);
-            if disposition == Disposition::Swallow || !synthetic.is_empty() {
-                let out = edited.get_or_insert_with(BytesMut::new);
-                let keep_until = if disposition == Disposition::Swallow {
-                    start
-                } else {
-                    end
-                };
-                out.extend_from_slice(&conn.read_buf[segment_start..keep_until]);
-                out.extend_from_slice(&synthetic);
-                synthetic.clear();
-                segment_start = end;
+            if disposition == Disposition::Swallow {
+                splice.replace(&conn.read_buf, start, end, &synthetic);
+            } else if !synthetic.is_empty() {
+                splice.insert(&conn.read_buf, end, &synthetic);
             }
+            synthetic.clear();
         }
         for statement in failed {
             conn.statements.remove(statement.id);
         }
         let len = cursor.consumed();
         cursor.rebase();
-        let result = match edited.as_mut() {
-            None => self.stream.write_all(&conn.read_buf[..len]).await,
-            Some(out) => {
-                out.extend_from_slice(&conn.read_buf[segment_start..len]);
-                self.stream.write_all(out).await
-            }
-        };
-        tally.sent += edited.as_ref().map_or(len, |out| out.len()) as u64;
+        let outgoing = splice.finish(&conn.read_buf, len);
+        tally.sent += outgoing.len() as u64;
+        let result = self.stream.write_all(outgoing).await;
         conn.read_buf.advance(len);
         result.map_err(|_| Refusal::gone())
     }
