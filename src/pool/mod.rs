@@ -351,16 +351,20 @@ impl Pool {
         if idle >= PROBE_AFTER_IDLE && !server.is_idle_and_alive() {
             return None;
         }
-        let (delay, query, timeout) = {
+        // The check query is copied out only when a check is due, not on every checkout.
+        let due = {
             let state = self.lock();
             let limits = &state.limits;
-            (
-                limits.server_check_delay,
-                limits.server_check_query.clone(),
-                limits.server_connect_timeout,
-            )
+            let enabled =
+                !limits.server_check_delay.is_zero() && !limits.server_check_query.is_empty();
+            (enabled && idle >= limits.server_check_delay).then(|| {
+                (
+                    limits.server_check_query.clone(),
+                    limits.server_connect_timeout,
+                )
+            })
         };
-        if !delay.is_zero() && !query.is_empty() && server.last_used.elapsed() >= delay {
+        if let Some((query, timeout)) = due {
             self.servers.set_state(server.id, ServerState::Tested);
             let check = tokio::time::timeout(
                 timeout.max(Duration::from_secs(1)),
