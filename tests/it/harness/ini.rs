@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub use super::pgmux::pgmux_command;
+use super::pgmux::{Listening, Pgmux};
 use super::postgres::postgres;
-use super::process::{run_tool, spawn_captured, SharedLog, ToolOutput};
+use super::process::{run_tool, ToolOutput};
 use super::text::{after, first_token, parse_socket_addr, percent_encode};
-
-pub const PGMUX_BIN: &str = env!("CARGO_BIN_EXE_pgmux");
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `[pgbouncer]` lines every test needs: loopback, a kernel-chosen port, the unix
 /// socket in the test's directory.
@@ -58,180 +57,41 @@ impl IniFiles {
         run_tool(&mut cmd, Duration::from_secs(30))
     }
 
-    /// Starts `pgmux ARGS…` in the foreground and waits until it listens.
+    /// Starts `pgmux ARGS…` in the foreground and waits until it listens (on TCP, or on
+    /// its unix socket alone when the ini has no `listen_addr`).
     pub async fn start(self, args: &[&str]) -> IniPgmux {
         let mut cmd = pgmux_command();
         cmd.args(args).current_dir(self.dir.path());
-        let (child, logs, readers) =
-            spawn_captured(&mut cmd).unwrap_or_else(|e| panic!("spawn {PGMUX_BIN}: {e}"));
-        let mut pgmux = IniPgmux {
-            child,
-            logs,
-            readers,
-            exit_status: None,
-            addr: None,
-            files: self,
-        };
-        pgmux.wait_until_listening().await;
-        pgmux
+        let config_path = self.path("pgbouncer.ini");
+        let socket_dir = self.dir.path().to_path_buf();
+        let pgmux = Pgmux::spawn(
+            &mut cmd,
+            config_path,
+            socket_dir,
+            Vec::new(),
+            Listening::TcpOrUnix,
+        )
+        .await;
+        IniPgmux { pgmux, files: self }
     }
 }
 
-/// A pgmux command with the test environment's noise removed.
-pub fn pgmux_command() -> Command {
-    let mut cmd = Command::new(PGMUX_BIN);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PGMUX_") {
-            cmd.env_remove(key);
-        }
-    }
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", "info");
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
-
+/// A pgmux process started on ini files: the usual [`Pgmux`] handle, plus the files.
 pub struct IniPgmux {
-    child: Child,
-    logs: SharedLog,
-    readers: Vec<JoinHandle<()>>,
-    exit_status: Option<ExitStatus>,
-    /// None when pgmux listens on the unix socket only.
-    addr: Option<SocketAddr>,
+    pgmux: Pgmux,
     pub files: IniFiles,
 }
 
-impl IniPgmux {
-    pub fn port(&self) -> u16 {
-        self.addr.expect("pgmux listens on TCP").port()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn url(&self, user: &str, password: &str, db: &str) -> String {
-        format!(
-            "postgres://{}:{}@127.0.0.1:{}/{}",
-            percent_encode(user),
-            percent_encode(password),
-            self.port(),
-            percent_encode(db)
-        )
-    }
-
-    pub async fn try_connect(
-        &self,
-        user: &str,
-        password: &str,
-        db: &str,
-    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        connect_url(&self.url(user, password, db)).await
-    }
-
-    pub async fn connect(&self, user: &str, password: &str, db: &str) -> tokio_postgres::Client {
-        match self.try_connect(user, password, db).await {
-            Ok(client) => client,
-            Err(e) => panic!(
-                "connecting as {user}@{db} failed: {e:?}\n--- pgmux logs ---\n{}",
-                self.logs()
-            ),
-        }
-    }
-
-    /// psql/pgbench environment pointing at this pgmux.
-    pub fn tool_command(&self, tool: &Path, user: &str, password: &str, db: &str) -> Command {
-        let mut cmd = Command::new(tool);
-        cmd.env("PGHOST", "127.0.0.1")
-            .env("PGPORT", self.port().to_string())
-            .env("PGUSER", user)
-            .env("PGPASSWORD", password)
-            .env("PGDATABASE", db)
-            .env("PGSSLMODE", "disable");
-        cmd
-    }
-
-    pub fn logs(&self) -> String {
-        self.logs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
-    }
-
-    /// How many log lines contain `needle`.
-    pub fn count_log_lines(&self, needle: &str) -> usize {
-        let lines = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        lines.iter().filter(|line| line.contains(needle)).count()
-    }
-
-    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.count_log_lines(needle) > 0 {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
-
-    pub fn signal(&self, sig: &str) {
-        signal(self.child.id(), sig);
-    }
-
-    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.exit_status.is_none() {
-                self.exit_status = self.child.try_wait().expect("poll pgmux");
-            }
-            if self.exit_status.is_some() || Instant::now() >= deadline {
-                return self.exit_status;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            let lines = self.logs().lines().map(str::to_owned).collect::<Vec<_>>();
-            if let Some(addr) = listening_addr(&lines) {
-                self.addr = Some(addr);
-                return;
-            }
-            if lines.iter().any(|l| l.contains("listening on unix socket")) {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().expect("poll pgmux") {
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                panic!("pgmux exited during startup ({status})\n{}", self.logs());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pgmux did not start listening\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+impl std::ops::Deref for IniPgmux {
+    type Target = Pgmux;
+    fn deref(&self) -> &Pgmux {
+        &self.pgmux
     }
 }
 
-impl Drop for IniPgmux {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-        if std::thread::panicking() {
-            eprintln!("--- pgmux logs ---\n{}\n--- end ---", self.logs());
-        }
+impl std::ops::DerefMut for IniPgmux {
+    fn deref_mut(&mut self) -> &mut Pgmux {
+        &mut self.pgmux
     }
 }
 

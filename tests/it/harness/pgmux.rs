@@ -127,40 +127,44 @@ impl PgmuxBuilder {
         let config_path = config_dir.path().join("pgmux.toml");
         std::fs::write(&config_path, self.toml()).expect("write pgmux config");
 
-        let mut cmd = Command::new(PGMUX_BIN);
+        let mut cmd = pgmux_command();
         cmd.arg("--config").arg(&config_path);
-        // A developer's shell must not change what a test configured.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("PGMUX_") {
-                cmd.env_remove(key);
-            }
-        }
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
-        // tracing-subscriber colours output even into a pipe; escapes break matching.
-        cmd.env("NO_COLOR", "1");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        let (child, logs, readers) =
-            spawn_captured(&mut cmd).unwrap_or_else(|e| panic!("spawn {PGMUX_BIN}: {e}"));
-
-        let expects_unix_socket = self.settings.iter().any(|(k, _)| k == "unix_socket_dir");
-        let mut pgmux = Pgmux {
-            child,
-            logs,
-            readers,
-            exit_status: None,
-            logs_reported: AtomicBool::new(false),
-            // Placeholder until the listening line tells the real address.
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            socket_dir: self.unix_socket_tmp.path().to_path_buf(),
-            config_path,
-            _config_dir: config_dir,
-            _unix_socket_tmp: self.unix_socket_tmp,
+        let listening = if self.settings.iter().any(|(k, _)| k == "unix_socket_dir") {
+            Listening::TcpAndUnix
+        } else {
+            Listening::Tcp
         };
-        pgmux.wait_until_listening(expects_unix_socket).await;
-        pgmux
+        let socket_dir = self.unix_socket_tmp.path().to_path_buf();
+        let keep = vec![config_dir, self.unix_socket_tmp];
+        Pgmux::spawn(&mut cmd, config_path, socket_dir, keep, listening).await
     }
+}
+
+/// A pgmux command with the test environment's noise removed.
+pub fn pgmux_command() -> Command {
+    let mut cmd = Command::new(PGMUX_BIN);
+    // A developer's shell must not change what a test configured.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PGMUX_") {
+            cmd.env_remove(key);
+        }
+    }
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "info");
+    }
+    // tracing-subscriber colours output even into a pipe; escapes break matching.
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// Which listening lines a start waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Listening {
+    Tcp,
+    TcpAndUnix,
+    /// TCP, or the unix socket alone (a PgBouncer config without `listen_addr`).
+    TcpOrUnix,
 }
 
 pub struct Pgmux {
@@ -170,20 +174,46 @@ pub struct Pgmux {
     exit_status: Option<ExitStatus>,
     /// Set when a panic message already carried the logs, so Drop doesn't repeat them.
     logs_reported: AtomicBool,
-    addr: SocketAddr,
+    /// None when pgmux listens on its unix socket only.
+    addr: Option<SocketAddr>,
     socket_dir: PathBuf,
     config_path: PathBuf,
-    _config_dir: TempDir,
-    _unix_socket_tmp: TempDir,
+    /// Directories that must live as long as the process (config, socket).
+    _keep: Vec<TempDir>,
 }
 
 impl Pgmux {
+    /// Spawns `cmd` and waits (≤ 10 s) until it logs the listeners `listening` asks for.
+    pub async fn spawn(
+        cmd: &mut Command,
+        config_path: PathBuf,
+        socket_dir: PathBuf,
+        keep: Vec<TempDir>,
+        listening: Listening,
+    ) -> Pgmux {
+        let (child, logs, readers) =
+            spawn_captured(cmd).unwrap_or_else(|e| panic!("spawn {PGMUX_BIN}: {e}"));
+        let mut pgmux = Pgmux {
+            child,
+            logs,
+            readers,
+            exit_status: None,
+            logs_reported: AtomicBool::new(false),
+            addr: None,
+            socket_dir,
+            config_path,
+            _keep: keep,
+        };
+        pgmux.wait_until_listening(listening).await;
+        pgmux
+    }
+
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.addr().port()
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addr.expect("pgmux listens on TCP")
     }
 
     /// The pgmux process id (e.g. to read its memory use from `/proc/<pid>/status`).
@@ -205,7 +235,7 @@ impl Pgmux {
             "postgres://{}:{}@{}/{}",
             percent_encode(user),
             percent_encode(password),
-            self.addr,
+            self.addr(),
             percent_encode(db)
         )
     }
@@ -328,24 +358,31 @@ impl Pgmux {
     }
 
     fn logs_contain(&self, needle: &str) -> bool {
-        let lines = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        lines.iter().any(|line| line.contains(needle))
+        self.count_log_lines(needle) > 0
     }
 
-    async fn wait_until_listening(&mut self, expects_unix_socket: bool) {
+    /// How many log lines contain `needle`.
+    pub fn count_log_lines(&self, needle: &str) -> usize {
+        let lines = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().filter(|line| line.contains(needle)).count()
+    }
+
+    async fn wait_until_listening(&mut self, listening: Listening) {
+        let expects_unix_socket = listening == Listening::TcpAndUnix;
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             let (tcp, unix) = self.announced_listeners();
-            if let Some(addr) = tcp {
-                self.addr = addr;
-                if let Some(socket_path) = &unix {
-                    if let Some(dir) = socket_path.parent() {
-                        self.socket_dir = dir.to_path_buf();
-                    }
-                }
-                if unix.is_some() || !expects_unix_socket {
-                    return;
-                }
+            self.addr = tcp;
+            if let Some(dir) = unix.as_ref().and_then(|path| path.parent()) {
+                self.socket_dir = dir.to_path_buf();
+            }
+            let ready = match listening {
+                Listening::Tcp => tcp.is_some(),
+                Listening::TcpAndUnix => tcp.is_some() && unix.is_some(),
+                Listening::TcpOrUnix => tcp.is_some() || unix.is_some(),
+            };
+            if ready {
+                return;
             }
             if let Some(status) = self.poll_exit() {
                 self.join_readers();
@@ -400,7 +437,7 @@ impl Drop for Pgmux {
         if std::thread::panicking() && !self.logs_reported.load(Ordering::Relaxed) {
             eprintln!(
                 "--- pgmux logs (port {}) ---\n{}\n--- end of pgmux logs ---",
-                self.port(),
+                self.addr.map_or(0, |addr| addr.port()),
                 self.logs()
             );
         }
