@@ -2,20 +2,7 @@
 //! uses towards PostgreSQL (SCRAM for `app`, md5 for `md5user`, cleartext for `clearuser`).
 
 use crate::harness::{self, pgmux};
-
-fn sqlstate(error: &tokio_postgres::Error) -> String {
-    error
-        .code()
-        .map(|c| c.code().to_owned())
-        .unwrap_or_else(|| format!("no SQLSTATE: {error}"))
-}
-
-fn message(error: &tokio_postgres::Error) -> String {
-    error
-        .as_db_error()
-        .map(|e| e.message().to_owned())
-        .unwrap_or_else(|| error.to_string())
-}
+use crate::support::{message, sqlstate};
 
 async fn each_user_logs_in_and_queries(auth_type: &str) {
     let pgmux = pgmux()

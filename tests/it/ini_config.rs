@@ -5,20 +5,7 @@ use std::time::Duration;
 
 use crate::harness::ini::{stored_secret, IniFiles, LISTEN};
 use crate::harness::{self, pgmux, postgres, run_tool, unique_name};
-
-fn sqlstate(error: &tokio_postgres::Error) -> String {
-    error
-        .code()
-        .map(|c| c.code().to_owned())
-        .unwrap_or_else(|| format!("no SQLSTATE: {error}"))
-}
-
-fn message(error: &tokio_postgres::Error) -> String {
-    error
-        .as_db_error()
-        .map(|e| e.message().to_owned())
-        .unwrap_or_else(|| error.to_string())
-}
+use crate::support::{message, sqlstate};
 
 async fn current_user(client: &tokio_postgres::Client) -> String {
     client

@@ -14,17 +14,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// StartupMessage for protocol 3.0 with the given name/value pairs.
 pub fn startup_message(params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = 196608u32.to_be_bytes().to_vec();
-    for (name, value) in params {
-        body.extend_from_slice(name.as_bytes());
-        body.push(0);
-        body.extend_from_slice(value.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut out = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
+    crate::wire::startup_packet(196_608, params)
 }
 
 /// A tagged message: `tag` + length + `body`.

@@ -96,22 +96,11 @@ pub async fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
 
 /// The SQLSTATE ('C') and message ('M') fields of an ErrorResponse body.
 pub fn error_fields(body: &[u8]) -> (String, String) {
-    let (mut code, mut message) = (String::new(), String::new());
-    let mut rest = body;
-    while let Some((&kind, tail)) = rest.split_first() {
-        if kind == 0 {
-            break;
-        }
-        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-        let value = String::from_utf8_lossy(&tail[..end]).into_owned();
-        match kind {
-            b'C' => code = value,
-            b'M' => message = value,
-            _ => {}
-        }
-        rest = tail.get(end + 1..).unwrap_or(&[]);
-    }
-    (code, message)
+    let mut fields = crate::raw_wire::error_fields(body);
+    (
+        fields.remove(&'C').unwrap_or_default(),
+        fields.remove(&'M').unwrap_or_default(),
+    )
 }
 
 /// Expects an ErrorResponse and then the socket closing; returns `(sqlstate, message)`.
