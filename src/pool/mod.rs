@@ -282,11 +282,13 @@ impl Pool {
             if let Some(conn) = state.idle.pop() {
                 return Ok(Grant::Server(self.guard(conn)));
             }
-            if self.reserve_slot(&mut state, false) {
-                return Ok(Grant::Slot(Slot::new(self)));
-            }
+            // Within server_login_retry of a failed login, fail at once with its error
+            // instead of asking PostgreSQL again.
             if let Some(error) = state.recent_login_failure() {
                 return Ok(Grant::Failed(error));
+            }
+            if self.reserve_slot(&mut state, false) {
+                return Ok(Grant::Slot(Slot::new(self)));
             }
         }
         let (grant, receiver) = oneshot::channel();

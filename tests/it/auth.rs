@@ -159,3 +159,28 @@ async fn server_side_login_failure_reaches_the_client_with_its_sqlstate() {
         .expect_err("refused");
     assert_eq!(sqlstate(&error), "28P01", "{error}");
 }
+
+#[tokio::test]
+async fn a_failed_server_login_is_not_retried_before_server_login_retry() {
+    let _guard = harness::shared();
+    let pgmux = pgmux()
+        .user("other", "password = \"not what postgres has\"")
+        .setting("server_login_retry", "30")
+        .start()
+        .await;
+    // Every client within the retry window gets the server's refusal, but only the first
+    // one makes pgmux try PostgreSQL: the others fail at once from the remembered error.
+    for _ in 0..3 {
+        let error = pgmux
+            .try_connect("other", "not what postgres has", "app")
+            .await
+            .expect_err("refused");
+        assert_eq!(sqlstate(&error), "28P01", "{error:?}");
+    }
+    assert_eq!(
+        pgmux.count_log_lines("server login failed"),
+        1,
+        "{}",
+        pgmux.logs()
+    );
+}
