@@ -26,7 +26,7 @@ pub async fn accept(
     shared: &Arc<Shared>,
     mut stream: Stream,
     peer: &str,
-) -> Result<Option<Session>, Refusal> {
+) -> Result<Option<Box<Session>>, Refusal> {
     let settings = shared.settings();
     let login = log_in(shared, &settings, &mut stream, peer);
     let outcome = if settings.client_login_timeout.is_zero() {
@@ -42,12 +42,13 @@ pub async fn accept(
             crate::admin::serve(Arc::clone(shared), stream, role, user).await;
             Ok(None)
         }
-        Ok(Some(Admitted::Pool(login))) => Ok(Some(Session::new(
+        // Boxed: the client's task then carries a pointer, not the session.
+        Ok(Some(Admitted::Pool(login))) => Ok(Some(Box::new(Session::new(
             Arc::clone(shared),
             stream,
             login,
             peer.to_owned(),
-        ))),
+        )))),
         Ok(None) => Ok(None),
         Err(refusal) => {
             refusal.send(&mut stream).await;
@@ -177,7 +178,7 @@ async fn log_in(
             )
         })?;
     let server_params = server_params(&pool).await?;
-    let params = session_params(&server_params, &requested, settings);
+    let params = pool.intern_params(session_params(&server_params, &requested, settings));
     welcome(stream, &server_params, &params).await?;
     Ok(Some(Admitted::Pool(Login {
         database,

@@ -105,6 +105,9 @@ pub struct Pool {
     db_count: Arc<SharedCount>,
     user_count: Arc<SharedCount>,
     server_ids: Arc<AtomicU64>,
+    /// The parameters the last client logged in with, shared with every client that
+    /// presents the same ones (see `intern_params`).
+    client_params: std::sync::Mutex<Params>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -131,6 +134,7 @@ impl Pool {
             db_count,
             user_count,
             server_ids,
+            client_params: Default::default(),
         });
         pool.db_count.join(&pool);
         pool.user_count.join(&pool);
@@ -192,6 +196,19 @@ impl Pool {
     /// greeted with. None until a server has logged in.
     pub fn server_params(&self) -> Option<Params> {
         self.lock().server_params.clone()
+    }
+
+    /// `params`, or an equal set an earlier client of this pool holds: the clients of one
+    /// application log in with the same parameters, and then share one copy of them.
+    pub fn intern_params(&self, params: Params) -> Params {
+        let mut last = self
+            .client_params
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *last != params {
+            *last = params;
+        }
+        last.clone()
     }
 
     /// Prepared statements held by this pool's idle servers (busy ones are in use).
