@@ -14,6 +14,9 @@ pub const TRACKED: [&str; 6] = [
     "standard_conforming_strings",
 ];
 
+/// One parameter: its name and value.
+type Entry = (Box<str>, Box<str>);
+
 /// A small ordered name → value map; a handful of entries, so a Vec beats hashing.
 ///
 /// The entries are shared (copy on write): thousands of clients of one application
@@ -22,7 +25,7 @@ pub const TRACKED: [&str; 6] = [
 /// allocation.
 #[derive(Debug, Clone, Default)]
 pub struct Params {
-    entries: Option<Arc<Vec<(Box<str>, Box<str>)>>>,
+    entries: Option<Arc<Vec<Entry>>>,
 }
 
 impl PartialEq for Params {
@@ -34,7 +37,7 @@ impl PartialEq for Params {
 impl Eq for Params {}
 
 impl Params {
-    fn entries(&self) -> &[(Box<str>, Box<str>)] {
+    fn entries(&self) -> &[Entry] {
         self.entries.as_deref().map_or(&[], Vec::as_slice)
     }
 
@@ -45,7 +48,7 @@ impl Params {
     }
 
     /// The entries to change, copied first when another holder shares them.
-    fn entries_mut(&mut self) -> &mut Vec<(Box<str>, Box<str>)> {
+    fn entries_mut(&mut self) -> &mut Vec<Entry> {
         Arc::make_mut(self.entries.get_or_insert_with(Default::default))
     }
 
