@@ -54,7 +54,12 @@ fn hba_method(
                 path.display(),
                 rule.line
             );
-            return Err(refusal("auth_hba_file rejects connection", origin, database, user));
+            return Err(refusal(
+                "auth_hba_file rejects connection",
+                origin,
+                database,
+                user,
+            ));
         }
         None => {
             tracing::info!(
@@ -97,13 +102,19 @@ fn refusal(what: &str, origin: Option<ClientOrigin>, database: &str, user: &str)
     let (host, encryption) = match origin {
         Some(ClientOrigin::Tcp { address, tls }) => (
             address.to_canonical().to_string(),
-            if tls { "SSL encryption" } else { "no encryption" },
+            if tls {
+                "SSL encryption"
+            } else {
+                "no encryption"
+            },
         ),
         Some(ClientOrigin::Local) => ("[local]".to_owned(), "no encryption"),
         None => ("?".to_owned(), "no encryption"),
     };
     Refusal::new(
         INVALID_AUTHORIZATION,
-        format!("{what} for host \"{host}\", user \"{user}\", database \"{database}\", {encryption}"),
+        format!(
+            "{what} for host \"{host}\", user \"{user}\", database \"{database}\", {encryption}"
+        ),
     )
 }

@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn none_without_a_common_name_or_for_garbage() {
-        assert_eq!(common_name(&certificate(&[(DnType::OrganizationName, "x")])), None);
+        assert_eq!(
+            common_name(&certificate(&[(DnType::OrganizationName, "x")])),
+            None
+        );
         assert_eq!(common_name(b""), None);
         assert_eq!(common_name(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
         let der = certificate(&[(DnType::CommonName, "app")]);

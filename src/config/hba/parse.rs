@@ -274,9 +274,11 @@ fn add_names(
             _ if column == Column::User && text.starts_with('+') => {
                 return Err(at.error(format!("group membership ({text}) is not supported")))
             }
-            _ if text.starts_with('/') => return Err(at.error(format!(
+            _ if text.starts_with('/') => {
+                return Err(at.error(format!(
                 "regular expressions ({text}) are not supported; quote the name if it is literal"
-            ))),
+            )))
+            }
             _ if text.starts_with('@') => include(names, &text[1..], column, at, depth)?,
             _ => {
                 names.names.insert(token.text.clone());
