@@ -10,7 +10,7 @@ use super::Refusal;
 use std::sync::Arc;
 
 use crate::auth::{verify_cleartext, verify_md5, ScramSecret, ScramServer, Secret};
-use crate::config::{AuthType, Settings};
+use crate::config::Settings;
 use crate::context::Shared;
 use crate::net::Stream;
 use crate::protocol::builders;
@@ -20,7 +20,22 @@ use crate::protocol::sqlstate::{INVALID_AUTHORIZATION, INVALID_PASSWORD, PROTOCO
 /// Password and SASL messages are small; PostgreSQL caps them the same way.
 const MAX_AUTH_MESSAGE: usize = 10_000;
 
-/// Runs the exchange `auth_type` calls for. `Ok` means the client proved who it is.
+/// The exchange one connection runs: `auth_type`'s, or with `hba` the matching rule's
+/// (see `super::hba`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Any,
+    Trust,
+    Plain,
+    Md5,
+    ScramSha256,
+    /// Unix socket: the peer's OS user must be the requested user.
+    Peer,
+    /// TLS: the verified client certificate's common name must be the requested user.
+    Cert,
+}
+
+/// Runs the exchange `method` calls for. `Ok` means the client proved who it is.
 /// `channel_binding`: our certificate's `tls-server-end-point` data on a TLS connection,
 /// which makes SCRAM offer SCRAM-SHA-256-PLUS too.
 pub async fn authenticate(
@@ -29,6 +44,7 @@ pub async fn authenticate(
     buf: &mut BytesMut,
     settings: &Settings,
     user: &str,
+    method: Method,
     channel_binding: Option<&[u8]>,
 ) -> Result<(), Refusal> {
     let stored = settings.users.get(user).and_then(|u| u.password.as_deref());
@@ -40,26 +56,74 @@ pub async fn authenticate(
         }
         None => None,
     };
-    match settings.auth_type {
+    match method {
         // PgBouncer's `any`: the name is not checked either.
-        AuthType::Any => Ok(()),
-        AuthType::Plain => cleartext(stream, buf, secret.as_ref(), user).await,
-        AuthType::Trust if settings.users.contains_key(user) => Ok(()),
-        AuthType::Trust => Err(Refusal::new(
-            INVALID_AUTHORIZATION,
-            format!("role \"{user}\" does not exist"),
-        )),
-        // `hba` rules are not read yet (the file's path is stored): a password is required.
-        AuthType::Md5 | AuthType::Hba => match secret {
+        Method::Any => Ok(()),
+        Method::Plain => cleartext(stream, buf, secret.as_ref(), user).await,
+        Method::Peer => peer_is(stream, user).and_then(|()| known(settings, user)),
+        Method::Cert => certificate_names(stream, user).and_then(|()| known(settings, user)),
+        Method::Trust => known(settings, user),
+        Method::Md5 => match secret {
             // md5 cannot be answered from a SCRAM secret; PostgreSQL switches to SCRAM.
             Some(Secret::Scram(_)) => {
                 scram(stream, buf, secret.as_ref(), user, channel_binding).await
             }
             _ => md5(stream, buf, secret.as_ref(), user).await,
         },
-        AuthType::ScramSha256 => {
+        Method::ScramSha256 => {
             let secret = secret.map(|secret| scram_form(shared, user, secret));
             scram(stream, buf, secret.as_ref(), user, channel_binding).await
+        }
+    }
+}
+
+/// Trust, peer and cert need no password, but the user must be configured.
+fn known(settings: &Settings, user: &str) -> Result<(), Refusal> {
+    if settings.users.contains_key(user) {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            INVALID_AUTHORIZATION,
+            format!("role \"{user}\" does not exist"),
+        ))
+    }
+}
+
+/// pg_hba `peer`: the kernel's word for who is at the other end of the unix socket.
+fn peer_is(stream: &Stream, user: &str) -> Result<(), Refusal> {
+    match crate::net::peer_os_user(stream) {
+        Some(os_user) if os_user == user => Ok(()),
+        os_user => {
+            tracing::info!(user, os_user, "peer authentication: OS user does not match");
+            Err(Refusal::new(
+                INVALID_AUTHORIZATION,
+                format!("Peer authentication failed for user \"{user}\""),
+            ))
+        }
+    }
+}
+
+/// pg_hba `cert`: the client certificate (verified by the TLS handshake, which
+/// `client_tls_sslmode` verify-ca/verify-full requires) must name the user as its CN.
+fn certificate_names(stream: &Stream, user: &str) -> Result<(), Refusal> {
+    let Some(certificate) = stream.peer_certificate() else {
+        return Err(Refusal::new(
+            INVALID_AUTHORIZATION,
+            "connection requires a valid client certificate",
+        ));
+    };
+    match crate::tls::common_name(certificate) {
+        Some(name) if name == user => Ok(()),
+        name => {
+            tracing::info!(
+                user,
+                common_name = name.as_deref().unwrap_or("(none)"),
+                "certificate authentication: the common name is not the user name"
+            );
+            Err(Refusal::new(
+                INVALID_AUTHORIZATION,
+                format!("certificate authentication failed for user \"{user}\""),
+            ))
         }
     }
 }

@@ -7,6 +7,7 @@
 //! ```
 
 mod auth;
+mod hba;
 mod prepared;
 mod relay;
 mod replies;

@@ -127,6 +127,8 @@ async fn log_in(
                 "no more connections allowed (max_client_conn)",
             )
         })?;
+    // Before anything about the database or the user is revealed, as in PostgreSQL.
+    let method = super::hba::method_for(settings, stream, peer, &database, &user)?;
     // Admin console (issue 3): normal auth, then admin_users/stats_users decide.
     if crate::admin::is_console(&database) {
         auth::authenticate(
@@ -135,6 +137,7 @@ async fn log_in(
             &mut buf,
             settings,
             &user,
+            method,
             channel_binding.as_deref(),
         )
         .await?;
@@ -166,6 +169,7 @@ async fn log_in(
         &mut buf,
         settings,
         &user,
+        method,
         channel_binding.as_deref(),
     )
     .await?;

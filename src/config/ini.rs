@@ -296,13 +296,6 @@ impl Translator {
                 );
                 "md5".to_owned()
             }
-            "auth_type" if value.eq_ignore_ascii_case("hba") => {
-                self.warn(
-                    key.to_owned(),
-                    format!("{at}: auth_type = hba: pgmux does not apply auth_hba_file rules yet; every client must send its password"),
-                );
-                value.to_owned()
-            }
             // PgBouncer's "<empty>" asks for an empty query as the check; pgmux's default
             // check query does the same job.
             "server_check_query" if value == "<empty>" => return Ok(()),

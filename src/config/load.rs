@@ -41,6 +41,7 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
         parse_str(text, &origin, env)?
     };
     super::auth_file::apply(&mut settings)?;
+    super::hba::apply(&mut settings, &origin)?;
     // Certificates and keys are read now so that a bad file stops the start, or a
     // reload (which then keeps the old settings), with one clear line.
     crate::tls::check(&settings.tls).map_err(|error| ConfigError::Invalid {

@@ -8,6 +8,7 @@
 mod auth_file;
 mod database_url;
 mod error;
+pub mod hba;
 pub mod ini;
 mod load;
 mod provenance;
@@ -21,6 +22,7 @@ mod values;
 mod tests;
 
 pub use error::ConfigError;
+pub use hba::{ClientOrigin, HbaMethod, HbaRules};
 pub use load::{load, load_with_env, parse_str};
 pub use settings::*;
 pub use tls::{SslMode, TlsSettings};

@@ -65,8 +65,8 @@ pub enum AuthType {
     Md5,
     #[serde(rename = "scram-sha-256")]
     ScramSha256,
-    /// PgBouncer's `hba`: per-connection rules from `auth_hba_file`. Until pgmux reads
-    /// that file, clients authenticate as with `md5` (a password is always required).
+    /// PgBouncer's `hba`: per-connection rules from `auth_hba_file` (pg_hba.conf syntax)
+    /// choose the method, or refuse the login.
     #[serde(rename = "hba")]
     Hba,
 }
@@ -240,8 +240,10 @@ pub struct Settings {
     pub users: BTreeMap<String, UserSettings>,
     /// PgBouncer's userlist.txt: its passwords fill `users` (a `[users]` password wins).
     pub auth_file: Option<PathBuf>,
-    /// Stored for `auth_type = "hba"`; pgmux does not read the file yet.
+    /// The pg_hba.conf-style rules `auth_type = "hba"` applies; read into `hba`.
     pub auth_hba_file: Option<PathBuf>,
+    /// `auth_hba_file`'s rules, loaded with the settings when `auth_type = "hba"`.
+    pub hba: Option<std::sync::Arc<super::hba::HbaRules>>,
     /// Stored for the auth_query mechanism (not implemented yet).
     pub auth_user: Option<String>,
     pub auth_query: String,
@@ -327,6 +329,7 @@ impl Default for Settings {
             peers: BTreeMap::new(),
             auth_file: None,
             auth_hba_file: None,
+            hba: None,
             auth_user: None,
             auth_query: DEFAULT_AUTH_QUERY.to_owned(),
             auth_dbname: None,

@@ -110,6 +110,7 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
             .collect::<Result<_, ConfigError>>()?,
         auth_file: optional_path(at, "auth_file", raw.auth_file.as_ref())?,
         auth_hba_file: optional_path(at, "auth_hba_file", raw.auth_hba_file.as_ref())?,
+        hba: None,
         auth_user: at.convert("auth_user", raw.auth_user.as_ref(), values::non_empty_text)?,
         auth_query: setting!(auth_query, values::text),
         auth_dbname: at.convert(

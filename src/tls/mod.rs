@@ -6,6 +6,7 @@
 //! SIGHUP/RELOAD; connections already open keep the TLS session they have.
 
 mod end_point;
+mod subject;
 mod verify;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::config::{SslMode, TlsSettings};
 
 pub use end_point::end_point_hash;
+pub use subject::common_name;
 
 /// ALPN protocol name PostgreSQL 17 uses; older servers and clients ignore it.
 const ALPN_POSTGRESQL: &[u8] = b"postgresql";

@@ -14,6 +14,8 @@ mod copy;
 mod drain;
 mod fuzz_input;
 mod harness_smoke;
+mod hba;
+mod hba_tls;
 mod hostile_input;
 mod ini_config;
 mod ini_process;
