@@ -10,6 +10,7 @@ use super::Refusal;
 use std::sync::Arc;
 
 use crate::auth::{verify_cleartext, verify_md5, ScramSecret, ScramServer, Secret};
+use crate::auth_query::Lookup;
 use crate::config::{AuthType, Settings};
 use crate::context::Shared;
 use crate::net::Stream;
@@ -21,6 +22,7 @@ use crate::protocol::sqlstate::{INVALID_AUTHORIZATION, INVALID_PASSWORD, PROTOCO
 const MAX_AUTH_MESSAGE: usize = 10_000;
 
 /// Runs the exchange `auth_type` calls for. `Ok` means the client proved who it is.
+/// `looked_up`: the secret auth_query found for a user with no configured password.
 /// `channel_binding`: our certificate's `tls-server-end-point` data on a TLS connection,
 /// which makes SCRAM offer SCRAM-SHA-256-PLUS too.
 pub async fn authenticate(
@@ -29,9 +31,14 @@ pub async fn authenticate(
     buf: &mut BytesMut,
     settings: &Settings,
     user: &str,
+    looked_up: Option<&str>,
     channel_binding: Option<&[u8]>,
 ) -> Result<(), Refusal> {
-    let stored = settings.users.get(user).and_then(|u| u.password.as_deref());
+    let stored = settings
+        .users
+        .get(user)
+        .and_then(|u| u.password.as_deref())
+        .or(looked_up);
     let secret = match stored.map(Secret::parse) {
         Some(Ok(secret)) => Some(secret),
         Some(Err(error)) => {
@@ -44,7 +51,7 @@ pub async fn authenticate(
         // PgBouncer's `any`: the name is not checked either.
         AuthType::Any => Ok(()),
         AuthType::Plain => cleartext(stream, buf, secret.as_ref(), user).await,
-        AuthType::Trust if settings.users.contains_key(user) => Ok(()),
+        AuthType::Trust if settings.users.contains_key(user) || looked_up.is_some() => Ok(()),
         AuthType::Trust => Err(Refusal::new(
             INVALID_AUTHORIZATION,
             format!("role \"{user}\" does not exist"),
@@ -63,6 +70,42 @@ pub async fn authenticate(
         }
     }
 }
+
+/// The secret auth_query finds for `user`, when it has no configured password and an
+/// auth_user applies to `database`. None: go by the configured users (and an unknown
+/// name fails like a wrong password). A failed lookup refuses the client, which is told
+/// only that; the cause goes to the log with the peer.
+pub async fn look_up(
+    shared: &Shared,
+    settings: &Settings,
+    database: &str,
+    user: &str,
+    peer: &str,
+) -> Result<Option<String>, Refusal> {
+    let configured = settings.users.get(user).and_then(|u| u.password.as_ref());
+    if configured.is_some() || settings.auth_type == AuthType::Any {
+        return Ok(None);
+    }
+    let Some(db) = settings.database(database) else {
+        return Ok(None);
+    };
+    match shared
+        .auth_queries
+        .lookup(settings, &db, user, shared.tls.server())
+        .await
+    {
+        Ok(Lookup::Found(secret)) => Ok(Some(secret)),
+        Ok(Lookup::Unknown | Lookup::NotConfigured) => Ok(None),
+        Err(error) => {
+            tracing::warn!(peer, db = %database, user, "auth_query lookup failed: {error}");
+            Err(Refusal::new(PROTOCOL_VIOLATION, LOOKUP_FAILED))
+        }
+    }
+}
+
+/// What a client hears when its password could not be looked up: a pooler-side
+/// failure (08P01, like PgBouncer's pooler errors), not a verdict on its password.
+pub const LOOKUP_FAILED: &str = "authentication lookup failed (auth_query); see the pooler log";
 
 /// A plain-text password answers SCRAM through a secret derived once and kept.
 fn scram_form(shared: &Shared, user: &str, secret: Secret) -> Secret {

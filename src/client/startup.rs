@@ -134,6 +134,7 @@ async fn log_in(
             &mut buf,
             settings,
             &user,
+            None,
             channel_binding.as_deref(),
         )
         .await?;
@@ -159,12 +160,14 @@ async fn log_in(
             format!("no such database: {database}"),
         ));
     }
+    let looked_up = auth::look_up(shared, settings, &database, &user, peer).await?;
     auth::authenticate(
         shared,
         stream,
         &mut buf,
         settings,
         &user,
+        looked_up.as_deref(),
         channel_binding.as_deref(),
     )
     .await?;
@@ -176,6 +179,9 @@ async fn log_in(
                 format!("no such database: {database}"),
             )
         })?;
+    if let Some(secret) = &looked_up {
+        pool.set_looked_up_secret(secret);
+    }
     let server_params = server_params(&pool).await?;
     let params = session_params(&server_params, &requested, settings);
     welcome(stream, &server_params, &params).await?;
