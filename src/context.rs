@@ -20,6 +20,8 @@ pub struct Shared {
     /// SCRAM secrets derived from plain-text passwords in `[users]`, once per password:
     /// deriving one costs 4,096 HMAC rounds, too much to pay on every login.
     pub derived_secrets: DashMap<(String, String), Arc<crate::auth::ScramSecret>>,
+    /// auth_query lookups of users with no configured password: cache and connections.
+    pub auth_queries: crate::auth_query::AuthQueries,
     /// TLS towards clients and towards servers; certificates re-read on reload.
     pub tls: crate::tls::TlsState,
     /// Client connections open now, logging in or logged in: a drain waits for them.
@@ -60,6 +62,7 @@ impl Shared {
             cancels,
             statements: Default::default(),
             derived_secrets: DashMap::new(),
+            auth_queries: Default::default(),
             clients: AtomicUsize::new(0),
             sessions: Arc::new(AtomicUsize::new(0)),
             db_counts: DashMap::new(),
@@ -150,6 +153,8 @@ impl Shared {
         }
         self.cancels.set_peers(&new.peers);
         self.settings.store(Arc::new(new));
+        // auth_user, auth_query and the auth database may have changed.
+        self.auth_queries.clear();
         let settings = self.settings();
         self.pools.retain(|key, pool| {
             let still_same = settings

@@ -1,6 +1,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod auth_query;
 pub mod cancel;
 pub mod client;
 pub mod config;

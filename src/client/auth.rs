@@ -10,7 +10,8 @@ use super::Refusal;
 use std::sync::Arc;
 
 use crate::auth::{verify_cleartext, verify_md5, ScramSecret, ScramServer, Secret};
-use crate::config::Settings;
+use crate::auth_query::Lookup;
+use crate::config::{AuthType, Settings};
 use crate::context::Shared;
 use crate::net::Stream;
 use crate::protocol::builders;
@@ -35,7 +36,15 @@ pub enum Method {
     Cert,
 }
 
-/// Runs the exchange `method` calls for. `Ok` means the client proved who it is.
+/// Who a client claims to be, and how it must prove it.
+pub struct Claim<'a> {
+    pub user: &'a str,
+    pub method: Method,
+    /// The secret auth_query found for a user with no configured password.
+    pub looked_up: Option<&'a str>,
+}
+
+/// Runs the exchange `claim.method` calls for. `Ok` means the client proved who it is.
 /// `channel_binding`: our certificate's `tls-server-end-point` data on a TLS connection,
 /// which makes SCRAM offer SCRAM-SHA-256-PLUS too.
 pub async fn authenticate(
@@ -43,11 +52,19 @@ pub async fn authenticate(
     stream: &mut Stream,
     buf: &mut BytesMut,
     settings: &Settings,
-    user: &str,
-    method: Method,
+    claim: Claim<'_>,
     channel_binding: Option<&[u8]>,
 ) -> Result<(), Refusal> {
-    let stored = settings.users.get(user).and_then(|u| u.password.as_deref());
+    let Claim {
+        user,
+        method,
+        looked_up,
+    } = claim;
+    let stored = settings
+        .users
+        .get(user)
+        .and_then(|u| u.password.as_deref())
+        .or(looked_up);
     let secret = match stored.map(Secret::parse) {
         Some(Ok(secret)) => Some(secret),
         Some(Err(error)) => {
@@ -60,9 +77,11 @@ pub async fn authenticate(
         // PgBouncer's `any`: the name is not checked either.
         Method::Any => Ok(()),
         Method::Plain => cleartext(stream, buf, secret.as_ref(), user).await,
-        Method::Peer => peer_is(stream, user).and_then(|()| known(settings, user)),
-        Method::Cert => certificate_names(stream, user).and_then(|()| known(settings, user)),
-        Method::Trust => known(settings, user),
+        Method::Peer => peer_is(stream, user).and_then(|()| known(settings, user, looked_up)),
+        Method::Cert => {
+            certificate_names(stream, user).and_then(|()| known(settings, user, looked_up))
+        }
+        Method::Trust => known(settings, user, looked_up),
         Method::Md5 => match secret {
             // md5 cannot be answered from a SCRAM secret; PostgreSQL switches to SCRAM.
             Some(Secret::Scram(_)) => {
@@ -77,9 +96,10 @@ pub async fn authenticate(
     }
 }
 
-/// Trust, peer and cert need no password, but the user must be configured.
-fn known(settings: &Settings, user: &str) -> Result<(), Refusal> {
-    if settings.users.contains_key(user) {
+/// Trust, peer and cert need no password, but the user must be configured (or found by
+/// auth_query).
+fn known(settings: &Settings, user: &str, looked_up: Option<&str>) -> Result<(), Refusal> {
+    if settings.users.contains_key(user) || looked_up.is_some() {
         Ok(())
     } else {
         Err(Refusal::new(
@@ -127,6 +147,42 @@ fn certificate_names(stream: &Stream, user: &str) -> Result<(), Refusal> {
         }
     }
 }
+
+/// The secret auth_query finds for `user`, when it has no configured password and an
+/// auth_user applies to `database`. None: go by the configured users (and an unknown
+/// name fails like a wrong password). A failed lookup refuses the client, which is told
+/// only that; the cause goes to the log with the peer.
+pub async fn look_up(
+    shared: &Shared,
+    settings: &Settings,
+    database: &str,
+    user: &str,
+    peer: &str,
+) -> Result<Option<String>, Refusal> {
+    let configured = settings.users.get(user).and_then(|u| u.password.as_ref());
+    if configured.is_some() || settings.auth_type == AuthType::Any {
+        return Ok(None);
+    }
+    let Some(db) = settings.database(database) else {
+        return Ok(None);
+    };
+    match shared
+        .auth_queries
+        .lookup(settings, &db, user, shared.tls.server())
+        .await
+    {
+        Ok(Lookup::Found(secret)) => Ok(Some(secret)),
+        Ok(Lookup::Unknown | Lookup::NotConfigured) => Ok(None),
+        Err(error) => {
+            tracing::warn!(peer, db = %database, user, "auth_query lookup failed: {error}");
+            Err(Refusal::new(PROTOCOL_VIOLATION, LOOKUP_FAILED))
+        }
+    }
+}
+
+/// What a client hears when its password could not be looked up: a pooler-side
+/// failure (08P01, like PgBouncer's pooler errors), not a verdict on its password.
+pub const LOOKUP_FAILED: &str = "authentication lookup failed (auth_query); see the pooler log";
 
 /// A plain-text password answers SCRAM through a secret derived once and kept.
 fn scram_form(shared: &Shared, user: &str, secret: Secret) -> Secret {

@@ -136,8 +136,11 @@ async fn log_in(
             stream,
             &mut buf,
             settings,
-            &user,
-            method,
+            auth::Claim {
+                user: &user,
+                method,
+                looked_up: None,
+            },
             channel_binding.as_deref(),
         )
         .await?;
@@ -163,13 +166,17 @@ async fn log_in(
             format!("no such database: {database}"),
         ));
     }
+    let looked_up = auth::look_up(shared, settings, &database, &user, peer).await?;
     auth::authenticate(
         shared,
         stream,
         &mut buf,
         settings,
-        &user,
-        method,
+        auth::Claim {
+            user: &user,
+            method,
+            looked_up: looked_up.as_deref(),
+        },
         channel_binding.as_deref(),
     )
     .await?;
@@ -181,6 +188,9 @@ async fn log_in(
                 format!("no such database: {database}"),
             )
         })?;
+    if let Some(secret) = &looked_up {
+        pool.set_looked_up_secret(secret);
+    }
     let server_params = server_params(&pool).await?;
     let params = pool.intern_params(session_params(&server_params, &requested, settings));
     welcome(stream, &server_params, &params).await?;

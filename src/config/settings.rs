@@ -146,8 +146,8 @@ pub struct DatabaseSettings {
     pub pool_mode: Option<PoolMode>,
     /// 0 = unlimited.
     pub max_db_connections: Option<usize>,
-    /// PgBouncer's per-database `auth_user`/`auth_dbname`/`auth_query` overrides,
-    /// stored for the auth_query mechanism.
+    /// PgBouncer's per-database `auth_user`/`auth_dbname`/`auth_query` overrides of the
+    /// global ones (see `crate::auth_query`).
     pub auth_user: Option<String>,
     pub auth_dbname: Option<String>,
     pub auth_query: Option<String>,
@@ -244,7 +244,9 @@ pub struct Settings {
     pub auth_hba_file: Option<PathBuf>,
     /// `auth_hba_file`'s rules, loaded with the settings when `auth_type = "hba"`.
     pub hba: Option<std::sync::Arc<super::hba::HbaRules>>,
-    /// Stored for the auth_query mechanism (not implemented yet).
+    /// Users with no configured password are looked up with `auth_query` (`$1` = the
+    /// user name), logged in as `auth_user`, on the `[databases]` entry `auth_dbname`
+    /// (default: the client's own database); see `crate::auth_query`.
     pub auth_user: Option<String>,
     pub auth_query: String,
     pub auth_dbname: Option<String>,

@@ -99,6 +99,9 @@ pub struct Pool {
     pub key: PoolKey,
     pub stats: crate::stats::PoolStats,
     pub target: Arc<ServerTarget>,
+    /// The secret auth_query last found for this pool's user, when the settings give
+    /// no password: new servers log in with it (see `login_target`).
+    looked_up_secret: arc_swap::ArcSwapOption<String>,
     /// Every server of this pool with its state, for the admin console and metrics.
     pub servers: ServerList,
     state: Mutex<PoolState>,
@@ -129,6 +132,7 @@ impl Pool {
             key,
             stats: Default::default(),
             target: Arc::new(target),
+            looked_up_secret: Default::default(),
             servers: ServerList::default(),
             state: Mutex::new(PoolState::new(limits)),
             db_count,
@@ -185,6 +189,31 @@ impl Pool {
 
     pub fn limits(&self) -> PoolLimits {
         self.lock().limits.clone()
+    }
+
+    /// Records the secret auth_query found for this pool's user at a client's login. A
+    /// changed password applies to servers opened from now on; those already logged in
+    /// stay, as PostgreSQL keeps sessions open across ALTER ROLE … PASSWORD.
+    pub fn set_looked_up_secret(&self, secret: &str) {
+        let current = self.looked_up_secret.load();
+        if current.as_deref().map(String::as_str) != Some(secret) {
+            self.looked_up_secret
+                .store(Some(Arc::new(secret.to_owned())));
+        }
+    }
+
+    /// Whom new servers log in as: the target, with the looked-up secret when the
+    /// settings give no password.
+    fn login_target(&self) -> std::borrow::Cow<'_, ServerTarget> {
+        match self.looked_up_secret.load_full() {
+            Some(secret) if self.target.password.is_none() => {
+                std::borrow::Cow::Owned(ServerTarget {
+                    password: Some((*secret).clone()),
+                    ..(*self.target).clone()
+                })
+            }
+            _ => std::borrow::Cow::Borrowed(&*self.target),
+        }
     }
 
     /// Applies reloaded settings; the janitor shrinks or grows the pool to match.
@@ -406,7 +435,7 @@ impl Pool {
             ..Endpoints::default()
         };
         self.servers.opening(id, target_end);
-        match server::connect(&self.target, id, timeout).await {
+        match server::connect(&self.login_target(), id, timeout).await {
             Ok(conn) => {
                 slot.disarm();
                 let ends = Endpoints::of(&conn.stream, self.target.port);

@@ -2,6 +2,7 @@
 //! (ParameterStatus, BackendKeyData), and small request/response helpers for the
 //! statements pgmux injects itself (parameter sync, health check, reset).
 
+mod extended;
 mod login;
 pub mod prepared;
 

@@ -9,6 +9,8 @@ mod admin_shapes;
 mod admin_states;
 mod admin_support;
 mod auth;
+mod auth_query;
+mod auth_query_ops;
 mod clients;
 mod copy;
 mod drain;

@@ -203,3 +203,28 @@ fn format_detection() {
         "pool_mode = \"session\"\n"
     ));
 }
+
+#[test]
+fn auth_query_settings_carry_through_globally_and_per_database() {
+    let (settings, warnings) = load(
+        "[databases]\n\
+         app = host=db auth_user=per_db auth_dbname=authdb auth_query='SELECT * FROM f($1)'\n\
+         authdb = host=db dbname=postgres\n\
+         [pgbouncer]\n\
+         auth_user = pgbouncer\n\
+         auth_dbname = authdb\n\
+         auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename=$1\n",
+    )
+    .unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(settings.auth_user.as_deref(), Some("pgbouncer"));
+    assert_eq!(settings.auth_dbname.as_deref(), Some("authdb"));
+    assert_eq!(
+        settings.auth_query,
+        "SELECT usename, passwd FROM pg_shadow WHERE usename=$1"
+    );
+    let app = &settings.databases["app"];
+    assert_eq!(app.auth_user.as_deref(), Some("per_db"));
+    assert_eq!(app.auth_dbname.as_deref(), Some("authdb"));
+    assert_eq!(app.auth_query.as_deref(), Some("SELECT * FROM f($1)"));
+}

@@ -30,6 +30,9 @@ SET password_encryption = 'md5';
 CREATE ROLE md5user LOGIN PASSWORD 'md5secret';
 RESET password_encryption;
 CREATE ROLE clearuser LOGIN PASSWORD 'clearsecret';
+-- Members log in with md5 over TCP (pg_hba `+md5_roles`): roles a test creates with
+-- an md5-stored password join it, since a `scram-sha-256` line refuses them.
+CREATE ROLE md5_roles NOLOGIN;
 CREATE ROLE other LOGIN PASSWORD 'othersecret';
 -- Logs in only with a client certificate over TLS (pg_hba `cert`).
 CREATE ROLE certuser LOGIN;
@@ -44,6 +47,7 @@ const PG_HBA: &str = "\
 local all all trust
 host all postgres 127.0.0.1/32 trust
 host all md5user 127.0.0.1/32 md5
+host all +md5_roles 127.0.0.1/32 md5
 host all clearuser 127.0.0.1/32 password
 hostssl all certuser 127.0.0.1/32 cert
 host all all 127.0.0.1/32 scram-sha-256
