@@ -63,7 +63,7 @@ async fn pause(console: &Console, arg: &str) -> Result<Reply, AdminError> {
             if scope.as_deref().is_some_and(|db| db != pool.key.database) {
                 continue;
             }
-            pool.close_idle();
+            pool.close_idle(crate::logfmt::reason::PAUSE_MODE);
             busy += pool.servers.all().len();
         }
         if busy == 0 {
@@ -229,10 +229,11 @@ fn reload(console: &Console, arg: &str) -> Result<Reply, AdminError> {
     tracing::info!("RELOAD command issued");
     match super::reload(&console.shared) {
         Ok(()) => done("RELOAD"),
-        Err(error) => Err(AdminError {
+        Err(_) => Err(AdminError {
             // PgBouncer: F0000 (config_file_error).
             code: "F0000",
-            message: format!("RELOAD failed, see logs for additional details: {error}"),
+            // PgBouncer's words exactly: the reason is in the log.
+            message: "RELOAD failed, see logs for additional details".to_owned(),
         }),
     }
 }

@@ -7,6 +7,7 @@
 //! ```
 
 mod auth;
+mod conn_log;
 mod prepared;
 mod relay;
 mod replies;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
+pub use conn_log::ClientLog;
 use crate::context::Shared;
 use crate::net::Stream;
 use crate::protocol::builders::{self, Severity};
@@ -31,11 +33,15 @@ use crate::protocol::builders::{self, Severity};
 pub async fn serve(shared: Arc<Shared>, stream: Stream) {
     let _count = ClientCount::new(&shared);
     let peer = stream.peer_description();
+    // The id SHOW CLIENTS will list, taken now so the lines before login name it too.
+    let log = ClientLog::new(
+        shared.registry.next_id(),
+        &stream,
+        shared.settings().listen_port,
+    );
     // Boxed: the login's state is large and short-lived; the task keeps only the session.
-    match Box::pin(startup::accept(&shared, stream, &peer)).await {
-        Ok(Some(session)) => session.run().await,
-        Ok(None) => {}
-        Err(refusal) => refusal.log(&peer),
+    if let Some(session) = Box::pin(startup::accept(&shared, stream, &peer, log)).await {
+        session.run().await;
     }
 }
 
@@ -63,6 +69,9 @@ pub struct Refusal {
     pub hint: Option<&'static str>,
     /// The client went away (or the socket failed): nobody to tell.
     pub client_gone: bool,
+    /// The server caused it (a crash, a failed statement of pgmux's own), which decides
+    /// the reason the server is closed with.
+    pub server_side: bool,
 }
 
 impl Refusal {
@@ -72,6 +81,7 @@ impl Refusal {
             message: message.into(),
             hint: None,
             client_gone: false,
+            server_side: false,
         }
     }
 
@@ -83,10 +93,16 @@ impl Refusal {
     pub fn gone() -> Refusal {
         Refusal {
             code: String::new(),
-            message: "client unexpected eof".into(),
+            message: crate::logfmt::reason::CLIENT_UNEXPECTED_EOF.into(),
             hint: None,
             client_gone: true,
+            server_side: false,
         }
+    }
+
+    pub fn from_server(mut self) -> Refusal {
+        self.server_side = true;
+        self
     }
 
     /// Tells the client (when it is still there) and closes nothing itself.
@@ -96,8 +112,10 @@ impl Refusal {
         }
     }
 
-    fn log(&self, peer: &str) {
-        tracing::info!(peer, code = %self.code, "closing client: {}", self.message);
+    /// The connection's last lines: why it closed and, when the client was told, the
+    /// pooler error.
+    pub(crate) fn log(&self, settings: &crate::config::Settings, log: &ClientLog) {
+        log.closing(settings, &self.message, !self.client_gone);
     }
 }
 
