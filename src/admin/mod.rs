@@ -87,7 +87,6 @@ impl AdminError {
     }
 }
 
-
 /// What a command answers.
 pub(crate) enum Reply {
     Rows(ResultSet),

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use crate::auth::{verify_cleartext, verify_md5, ScramSecret, ScramServer, Secret};
 use crate::config::{AuthType, Settings};
 use crate::context::Shared;
+use crate::logfmt::reason;
 use crate::net::Stream;
 use crate::protocol::builders;
 use crate::protocol::frame::{peek_whole, take_cstr};
-use crate::logfmt::reason;
 use crate::protocol::sqlstate::PROTOCOL_VIOLATION;
 
 /// Password and SASL messages are small; PostgreSQL caps them the same way.
@@ -163,9 +163,7 @@ async fn scram(
     write(stream, &out).await?;
 
     let body = read_password_message(stream, buf).await?;
-    let server_final = server
-        .client_final(&body)
-        .map_err(auth_error)?;
+    let server_final = server.client_final(&body).map_err(auth_error)?;
     out.clear();
     builders::authentication_sasl_final(&mut out, &server_final);
     // The proven ClientKey lets pgmux log in to PostgreSQL as this user when only the

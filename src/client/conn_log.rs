@@ -35,7 +35,16 @@ impl ClientLog {
                     .ok()
                     .and_then(|cred| cred.pid())
                     .and_then(|pid| u32::try_from(pid).ok());
-                logfmt::unix_peer(pid, listen_port)
+                // The port in the socket's name: `listen_port = 0` lets the kernel pick.
+                let port = socket
+                    .local_addr()
+                    .ok()
+                    .and_then(|addr| {
+                        let name = addr.as_pathname()?.file_name()?.to_str()?.to_owned();
+                        name.strip_prefix(".s.PGSQL.")?.parse().ok()
+                    })
+                    .unwrap_or(listen_port);
+                logfmt::unix_peer(pid, port)
             }
             other => match other.tcp_socket().and_then(|s| s.peer_addr().ok()) {
                 Some(addr) => logfmt::peer(addr),
@@ -68,9 +77,18 @@ impl ClientLog {
         }
     }
 
-    pub fn login_attempt(&self, settings: &Settings, database: &str, user: &str, tls: Option<&str>) {
+    pub fn login_attempt(
+        &self,
+        settings: &Settings,
+        database: &str,
+        user: &str,
+        tls: Option<&str>,
+    ) {
         if settings.log_connections {
-            tracing::info!("{}", logfmt::login_attempt(&self.conn(), database, user, tls));
+            tracing::info!(
+                "{}",
+                logfmt::login_attempt(&self.conn(), database, user, tls)
+            );
         }
     }
 

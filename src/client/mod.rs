@@ -24,10 +24,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-pub use conn_log::ClientLog;
 use crate::context::Shared;
 use crate::net::Stream;
 use crate::protocol::builders::{self, Severity};
+pub use conn_log::ClientLog;
 
 /// Serves one accepted connection until it ends. Counts itself in `Shared::clients`.
 pub async fn serve(shared: Arc<Shared>, stream: Stream) {

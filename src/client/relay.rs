@@ -15,10 +15,10 @@ use super::session_only::{self, session_only_feature};
 use super::splice::Splice;
 use super::Refusal;
 use crate::config::{PoolMode, Settings};
+use crate::logfmt::reason;
 use crate::pool::PooledServer;
 use crate::protocol::builders::{self, Severity};
 use crate::protocol::frame::HEADER_LEN;
-use crate::logfmt::reason;
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, FEATURE_NOT_SUPPORTED, PROTOCOL_VIOLATION};
 use crate::protocol::FrameCursor;
 use crate::server::ServerConn;
@@ -390,8 +390,7 @@ impl Session {
                     .write_all(before)
                     .await
                     .map_err(|_| Refusal::gone())?;
-                let refusal =
-                    Refusal::new(PROTOCOL_VIOLATION, reason::STATEMENT_MODE_TRANSACTION);
+                let refusal = Refusal::new(PROTOCOL_VIOLATION, reason::STATEMENT_MODE_TRANSACTION);
                 return Err(
                     refusal.with_hint("use transaction or session pool_mode for this database")
                 );

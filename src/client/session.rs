@@ -17,9 +17,9 @@ use super::{ClientLog, Refusal};
 use crate::cancel::{CancelSlot, ServerKey};
 use crate::config::{PoolMode, Settings};
 use crate::context::{ClientSlot, Shared};
+use crate::logfmt::reason;
 use crate::net::Stream;
 use crate::params::{Params, SyncPlan};
-use crate::logfmt::reason;
 use crate::pool::{CheckoutError, Pool, PooledServer};
 use crate::protocol::builders;
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION};
@@ -320,10 +320,11 @@ impl Session {
         let rows = match server.query_internal(&sql).await {
             Ok((b'I', rows)) => rows,
             _ => {
-                return Err(
-                    Refusal::new(PROTOCOL_VIOLATION, "could not read back session settings")
-                        .from_server(),
+                return Err(Refusal::new(
+                    PROTOCOL_VIOLATION,
+                    "could not read back session settings",
                 )
+                .from_server())
             }
         };
         let extras = &self.config.track_extra_parameters;

@@ -10,10 +10,10 @@ use super::session::Session;
 use super::{auth, ClientLog, Refusal};
 use crate::config::Settings;
 use crate::context::{ClientSlot, PoolLookup, Shared};
+use crate::logfmt::reason;
 use crate::net::Stream;
 use crate::params::{canonical_name, Params, TRACKED};
 use crate::pool::{CheckoutError, Pool};
-use crate::logfmt::reason;
 use crate::protocol::builders;
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION};
 use crate::protocol::startup::{read_startup, StartupMessage, StartupPacket, PROTOCOL_MINOR};
@@ -49,12 +49,9 @@ pub async fn accept(
             log.closing(&shared.settings(), &ended.reason, ended.told);
             None
         }
-        Ok(Some(Admitted::Pool(login))) => Some(Session::new(
-            Arc::clone(shared),
-            stream,
-            login,
-            log,
-        )),
+        Ok(Some(Admitted::Pool(login))) => {
+            Some(Session::new(Arc::clone(shared), stream, login, log))
+        }
         Ok(None) => None,
         Err(refusal) => {
             refusal.send(&mut stream).await;
@@ -270,7 +267,8 @@ fn log_attempt(log: &ClientLog, settings: &Settings, stream: &Stream, database: 
 fn is_own_peer(stream: &Stream, user: &str) -> bool {
     user == "pgbouncer"
         && matches!(stream, Stream::Unix(_))
-        && crate::net::peer_os_user(stream).is_some_and(|peer| Some(peer) == crate::net::own_os_user())
+        && crate::net::peer_os_user(stream)
+            .is_some_and(|peer| Some(peer) == crate::net::own_os_user())
 }
 
 /// `client_tls_sslmode` require and stronger: a StartupMessage over plain TCP is refused,

@@ -57,7 +57,11 @@ impl Pool {
             return;
         }
         let addr = self.server_addr(Some(&conn.stream));
-        let line = logfmt::closing(&self.server_conn(conn.id, &addr), why, conn.created_at.elapsed());
+        let line = logfmt::closing(
+            &self.server_conn(conn.id, &addr),
+            why,
+            conn.created_at.elapsed(),
+        );
         tracing::info!("{line}");
     }
 

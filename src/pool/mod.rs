@@ -11,12 +11,12 @@
 //! [`PooledServer`] guard, or a grant in flight to a waiter. Dropping a guard or a grant
 //! closes the server and gives its place to the next waiter, so counts cannot drift.
 
-mod guard;
 mod error;
+mod guard;
 mod janitor;
 mod log;
-mod shared_count;
 mod servers;
+mod shared_count;
 mod state;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,11 +29,11 @@ use crate::logfmt::reason;
 use crate::params::Params;
 use crate::registry::Endpoints;
 use crate::server::{self, ServerConn, ServerTarget};
-pub use error::CheckoutError;
 use error::checkout_error;
+pub use error::CheckoutError;
 pub use guard::{PooledServer, Slot};
-pub use shared_count::SharedCount;
 pub use servers::{ServerInfo, ServerList, ServerNow, ServerState};
+pub use shared_count::SharedCount;
 use state::{Grant, PoolState, Waiter};
 pub use state::{PoolLimits, PoolSnapshot};
 

@@ -49,4 +49,3 @@ impl SharedCount {
         self.count.load(Ordering::Acquire)
     }
 }
-

@@ -193,7 +193,11 @@ async fn log_settings_silence_connection_lines_and_json_format_writes_objects() 
     drop(quiet.app().await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!quiet.logs().contains("login attempt"), "{}", quiet.logs());
-    assert!(!quiet.logs().contains("closing because"), "{}", quiet.logs());
+    assert!(
+        !quiet.logs().contains("closing because"),
+        "{}",
+        quiet.logs()
+    );
     assert!(
         !quiet.logs().contains("new connection to server"),
         "{}",

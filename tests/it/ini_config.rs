@@ -56,10 +56,7 @@ async fn userlist_plain_md5_and_scram_secrets_log_in() {
         .unwrap();
     // PgBouncer's words and code for a failed SCRAM exchange.
     assert_eq!(sqlstate(&error), "08P01");
-    assert_eq!(
-        message(&error),
-        "SASL authentication failed"
-    );
+    assert_eq!(message(&error), "SASL authentication failed");
 
     // psql, as an operator would check it.
     let psql = postgres().bin("psql");
