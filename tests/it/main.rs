@@ -17,6 +17,7 @@ mod fuzz_input;
 mod harness_smoke;
 mod hostile_input;
 mod ini_config;
+mod ini_dropin;
 mod ini_process;
 mod lifecycle;
 mod malformed_input;
