@@ -270,21 +270,22 @@ impl Session {
         });
         plan.add(&self.settings.values, &server.session, |_| true);
         if let Some(sql) = plan.sql() {
-            apply_params(
+            let applied = apply_params(
                 &mut server,
                 &self.params,
                 &self.settings.values,
                 extras,
                 &sql,
             )
-            .await
-            .map_err(|message| {
-                Refusal::new(
+            .await;
+            if let Err(message) = applied {
+                server.close(reason::VAR_CHANGE_FAILED);
+                return Err(Refusal::new(
                     PROTOCOL_VIOLATION,
                     format!("could not apply session parameters: {message}"),
                 )
-                .from_server()
-            })?;
+                .from_server());
+            }
             // Keep the server's canonical spelling ("ISO, MDY" for "iso") so the next
             // comparison matches without another SET.
             for (name, value) in server.params.iter() {
