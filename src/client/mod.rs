@@ -105,6 +105,24 @@ impl Refusal {
         self
     }
 
+    /// The reason the server a session held is closed with when the session ends in
+    /// this refusal: the refusal's own when the server caused it (a timeout, a crash),
+    /// else PgBouncer's line for a client leaving mid-transaction.
+    pub(crate) fn server_close_reason(&self) -> &'static str {
+        use crate::logfmt::reason;
+        const SERVER_SIDE: [&str; 4] = [
+            reason::QUERY_TIMEOUT,
+            reason::IDLE_TRANSACTION_TIMEOUT,
+            reason::SERVER_CONN_CRASHED,
+            reason::STATEMENT_MODE_TRANSACTION,
+        ];
+        match SERVER_SIDE.iter().find(|r| **r == self.message) {
+            Some(known) => known,
+            None if self.server_side => reason::UNCLEAN_SERVER,
+            None => reason::CLIENT_DISCONNECT_NOT_READY,
+        }
+    }
+
     /// Tells the client (when it is still there) and closes nothing itself.
     pub(crate) async fn send(&self, stream: &mut Stream) {
         if !self.client_gone {

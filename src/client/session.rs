@@ -170,7 +170,7 @@ impl Session {
         let relayed = match relayed {
             Ok(relayed) => relayed,
             Err(refusal) => {
-                server.close(server_close_reason(&refusal));
+                server.close(refusal.server_close_reason());
                 return Err(refusal);
             }
         };
@@ -372,23 +372,6 @@ impl Session {
             return quiet.from_server();
         }
         Refusal::new(PROTOCOL_VIOLATION, reason::SERVER_CONN_CRASHED).from_server()
-    }
-}
-
-/// The reason a server held by a session that ends in `refusal` is closed with: the
-/// refusal's own when the server caused it (a timeout, a crash), else PgBouncer's line
-/// for a client leaving mid-transaction.
-fn server_close_reason(refusal: &Refusal) -> &'static str {
-    const SERVER_SIDE: [&str; 4] = [
-        reason::QUERY_TIMEOUT,
-        reason::IDLE_TRANSACTION_TIMEOUT,
-        reason::SERVER_CONN_CRASHED,
-        reason::STATEMENT_MODE_TRANSACTION,
-    ];
-    match SERVER_SIDE.iter().find(|r| **r == refusal.message) {
-        Some(known) => known,
-        None if refusal.server_side => reason::UNCLEAN_SERVER,
-        None => reason::CLIENT_DISCONNECT_NOT_READY,
     }
 }
 
