@@ -229,11 +229,12 @@ fn reload(console: &Console, arg: &str) -> Result<Reply, AdminError> {
     tracing::info!("RELOAD command issued");
     match super::reload(&console.shared) {
         Ok(()) => done("RELOAD"),
-        Err(_) => Err(AdminError {
-            // PgBouncer: F0000 (config_file_error).
+        Err(error) => Err(AdminError {
+            // PgBouncer: F0000 (config_file_error), and its words exactly; the reason
+            // is in the log and, for psql users, in DETAIL.
             code: "F0000",
-            // PgBouncer's words exactly: the reason is in the log.
             message: "RELOAD failed, see logs for additional details".to_owned(),
+            detail: Some(error),
         }),
     }
 }

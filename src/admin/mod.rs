@@ -70,6 +70,8 @@ pub fn role_of(settings: &Settings, user: &str) -> Option<Role> {
 pub(crate) struct AdminError {
     code: &'static str,
     message: String,
+    /// More for the operator (the DETAIL field), e.g. why a RELOAD failed.
+    detail: Option<String>,
 }
 
 impl AdminError {
@@ -78,6 +80,7 @@ impl AdminError {
         AdminError {
             code: crate::protocol::sqlstate::PROTOCOL_VIOLATION,
             message: message.into(),
+            detail: None,
         }
     }
 
@@ -248,13 +251,7 @@ impl Console {
                     if self.shared.settings().log_pooler_errors {
                         tracing::warn!(user = %self.client.info.user, "admin console: {}", error.message);
                     }
-                    builders::error_response(
-                        out,
-                        Severity::Error,
-                        error.code,
-                        &error.message,
-                        None,
-                    );
+                    result::error(out, error.code, &error.message, error.detail.as_deref());
                     break;
                 }
             }

@@ -130,9 +130,10 @@ impl Session {
         let settings = self.shared.settings();
         match outcome {
             Ok(()) => self.log.closing(&settings, self.left, false),
+            // Logged before the client is told, as PgBouncer does.
             Err(refusal) => {
-                refusal.send(&mut self.stream).await;
                 refusal.log(&settings, &self.log);
+                refusal.send(&mut self.stream).await;
             }
         }
     }

@@ -53,9 +53,10 @@ pub async fn accept(
             Some(Session::new(Arc::clone(shared), stream, login, log))
         }
         Ok(None) => None,
+        // Logged before the client is told, as PgBouncer does.
         Err(refusal) => {
-            refusal.send(&mut stream).await;
             refusal.log(&shared.settings(), &log);
+            refusal.send(&mut stream).await;
             None
         }
     }

@@ -19,6 +19,17 @@ async fn expect_line(pgmux: &Pgmux, needle: &str) {
     );
 }
 
+/// Waits for a log line containing every one of `parts`.
+async fn expect_line_with(pgmux: &Pgmux, parts: &[&str]) {
+    let found = within(WAIT, async {
+        while line_with(pgmux, parts).is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(found.is_some(), "no line with {parts:?}\n{}", pgmux.logs());
+}
+
 /// The log line containing every one of `parts`.
 fn line_with(pgmux: &Pgmux, parts: &[&str]) -> Option<String> {
     pgmux
@@ -157,21 +168,22 @@ async fn timeouts_close_the_client_and_its_server_with_pgbouncers_reasons() {
     let (_, ended) = idler.ended_within(WAIT).await;
     assert_eq!(message(&ended.unwrap_err()), "idle transaction timeout");
     // The server goes first, as in PgBouncer, then the client it served.
-    expect_line(&pgmux, "closing because: idle transaction timeout (age=").await;
-    let server_line = line_with(
+    let server = format!("app/app@127.0.0.1:{}", postgres().port());
+    expect_line_with(
         &pgmux,
         &[
-            &format!("app/app@127.0.0.1:{}", postgres().port()),
             "S-0x",
-            "closing because: idle transaction timeout",
+            &server,
+            "closing because: idle transaction timeout (age=",
         ],
-    );
-    assert!(server_line.is_some(), "{}", pgmux.logs());
-    assert!(
-        line_with(&pgmux, &["C-0x", "pooler error: idle transaction timeout"]).is_some(),
-        "{}",
-        pgmux.logs()
-    );
+    )
+    .await;
+    expect_line_with(
+        &pgmux,
+        &["C-0x", "closing because: idle transaction timeout (age="],
+    )
+    .await;
+    expect_line_with(&pgmux, &["C-0x", "pooler error: idle transaction timeout"]).await;
 
     let idle = owned_connect(&pgmux.url("app", "secret", "app")).await;
     idle.client.simple_query("select 1").await.unwrap();
@@ -255,11 +267,14 @@ async fn a_server_killed_under_a_transaction_is_logged_as_crashed() {
         "57P01",
         "PostgreSQL's own FATAL"
     );
-    expect_line(&pgmux, "closing because: server conn crashed? (age=").await;
-    assert!(
-        line_with(&pgmux, &["S-0x", "closing because: server conn crashed?"]).is_some()
-            && line_with(&pgmux, &["C-0x", "closing because: server conn crashed?"]).is_some(),
-        "{}",
-        pgmux.logs()
-    );
+    expect_line_with(
+        &pgmux,
+        &["S-0x", "closing because: server conn crashed? (age="],
+    )
+    .await;
+    expect_line_with(
+        &pgmux,
+        &["C-0x", "closing because: server conn crashed? (age="],
+    )
+    .await;
 }
