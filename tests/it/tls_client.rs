@@ -176,6 +176,17 @@ async fn tokio_postgres_over_rustls_verifies_pgmux_and_binds_the_channel() {
         .unwrap_or_else(|e| panic!("{e:?}\n{}", pgmux.logs()));
     let row = client.query_one("select 1 + 1", &[]).await.unwrap();
     assert_eq!(row.get::<_, i32>(0), 2);
+    // PgBouncer's `tls=` field of the login line: version/cipher/key exchange.
+    // (TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519 with today's rustls defaults).
+    let logs = pgmux.logs();
+    let login = logs
+        .lines()
+        .find(|l| l.contains("login attempt: db=app user=app tls=TLSv1.3/TLS_"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        login.contains("/ECDH=") && login.ends_with(" replication=no"),
+        "{login}"
+    );
 
     // Another CA does not vouch for pgmux's certificate.
     let stranger = TestPki::new("unrelated CA");
