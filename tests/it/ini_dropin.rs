@@ -209,7 +209,7 @@ async fn reload_and_sighup_reopen_the_logfile_for_rotation() {
 }
 
 #[tokio::test]
-async fn pause_and_resume_on_the_console_hold_clients_and_close_idle_servers() {
+async fn pause_and_resume_on_the_console_or_by_signal_hold_clients_and_close_idle_servers() {
     let _guard = harness::shared();
     let pgmux = start(packaged("")).await;
     let client = pgmux.connect("app", "secret", "app").await;
@@ -225,6 +225,20 @@ async fn pause_and_resume_on_the_console_hold_clients_and_close_idle_servers() {
     within(WAIT, held)
         .await
         .expect("RESUME released the client")
+        .unwrap()
+        .unwrap();
+
+    // The same by signal: SIGUSR1 pauses, SIGUSR2 resumes.
+    let client = pgmux.connect("app", "secret", "app").await;
+    pgmux.signal("USR1");
+    expect_line(&pgmux, "got SIGUSR1").await;
+    let held = tokio::spawn(async move { client.query_one("select 3", &[]).await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "a query ran after SIGUSR1");
+    pgmux.signal("USR2");
+    within(WAIT, held)
+        .await
+        .expect("SIGUSR2 released the client")
         .unwrap()
         .unwrap();
 }
