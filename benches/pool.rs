@@ -32,6 +32,8 @@ fn limits(pool_size: usize) -> PoolLimits {
         server_check_delay: Duration::from_secs(30),
         server_check_query: "select 1".to_owned(),
         query_wait_timeout: Duration::from_secs(120),
+        log_connections: false,
+        log_disconnections: false,
     }
 }
 
@@ -111,7 +113,7 @@ fn benches(c: &mut Criterion, port: u16) {
             b.to_async(&runtime)
                 .iter_custom(|iters| contended(&pool, tasks, iters))
         });
-        runtime.block_on(async { pool.close() });
+        runtime.block_on(async { pool.close("benchmark over") });
     }
     group.finish();
 }

@@ -313,7 +313,10 @@ async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(shared),
+            _ = hangup.recv() => {
+                tracing::info!("got SIGHUP, re-reading config");
+                reload(shared);
+            }
             // PgBouncer's immediate shutdown: no drain, as the console's SHUTDOWN.
             _ = quit.recv() => {
                 tracing::info!("got SIGQUIT, fast exit");
@@ -342,11 +345,10 @@ async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
     }
 }
 
-/// Re-reads the settings file. A bad file changes nothing and says why in one line.
+/// Re-reads the settings file (and reopens `logfile`). A bad file changes nothing and
+/// says why in one line.
 pub fn reload(shared: &Shared) {
     let _ = crate::admin::reload(shared);
-    // PgBouncer reopens its log file on reload, for log rotation.
-    crate::logging::reopen(shared.settings().logfile.as_deref());
 }
 
 /// Lets running transactions finish (idle clients are told "pooler is shutting down"),
@@ -366,7 +368,7 @@ async fn drain(shared: &Arc<Shared>, local: SocketAddr, immediate: bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for pool in shared.pools() {
-        pool.close();
+        pool.close(crate::logfmt::reason::SHUTTING_DOWN);
     }
     // Give the Terminate messages of closing servers a moment to leave.
     tokio::time::sleep(Duration::from_millis(50)).await;

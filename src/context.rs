@@ -8,6 +8,7 @@ use dashmap::DashMap;
 
 use crate::cancel::CancelMap;
 use crate::config::{DatabaseSettings, Settings};
+use crate::logfmt::reason;
 use crate::pool::{Pool, PoolKey, PoolLimits, SharedCount};
 use crate::server::ServerTarget;
 use crate::shutdown::{Drain, DrainTrigger};
@@ -166,7 +167,7 @@ impl Shared {
             if still_same {
                 pool.set_limits(limits(&settings, &key.database, &key.user));
             } else {
-                pool.close();
+                pool.close(reason::DATABASE_CONFIGURATION_CHANGED);
             }
             still_same
         });
@@ -184,7 +185,7 @@ impl Shared {
             !hit
         });
         for pool in &removed {
-            pool.close();
+            pool.close(reason::DATABASE_REMOVED);
         }
         removed
     }
@@ -253,6 +254,8 @@ fn limits(settings: &Settings, database: &str, user: &str) -> PoolLimits {
         server_check_delay: settings.server_check_delay,
         server_check_query: settings.server_check_query.clone(),
         query_wait_timeout: settings.query_wait_timeout,
+        log_connections: settings.log_connections,
+        log_disconnections: settings.log_disconnections,
     }
 }
 

@@ -169,6 +169,9 @@ pub struct Registry {
 
 /// What a new client entry is made of.
 pub struct NewClient<'a> {
+    /// From [`Registry::next_id`], taken when the connection was accepted so that log
+    /// lines before login name the same client as SHOW CLIENTS afterwards.
+    pub id: u64,
     pub database: &'a str,
     pub user: &'a str,
     pub pool_user: &'a str,
@@ -183,7 +186,7 @@ impl Registry {
     }
 
     pub fn register(self: &Arc<Self>, client: NewClient<'_>) -> ClientHandle {
-        let id = self.next_id();
+        let id = client.id;
         let now = SystemTime::now();
         let info = Arc::new(ClientInfo {
             id,

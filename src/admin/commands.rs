@@ -63,7 +63,7 @@ async fn pause(console: &Console, arg: &str) -> Result<Reply, AdminError> {
             if scope.as_deref().is_some_and(|db| db != pool.key.database) {
                 continue;
             }
-            pool.close_idle();
+            pool.close_idle(crate::logfmt::reason::PAUSE_MODE);
             busy += pool.servers.all().len();
         }
         if busy == 0 {
@@ -230,9 +230,11 @@ fn reload(console: &Console, arg: &str) -> Result<Reply, AdminError> {
     match super::reload(&console.shared) {
         Ok(()) => done("RELOAD"),
         Err(error) => Err(AdminError {
-            // PgBouncer: F0000 (config_file_error).
+            // PgBouncer: F0000 (config_file_error), and its words exactly; the reason
+            // is in the log and, for psql users, in DETAIL.
             code: "F0000",
-            message: format!("RELOAD failed, see logs for additional details: {error}"),
+            message: "RELOAD failed, see logs for additional details".to_owned(),
+            detail: Some(error),
         }),
     }
 }

@@ -70,6 +70,8 @@ pub fn role_of(settings: &Settings, user: &str) -> Option<Role> {
 pub(crate) struct AdminError {
     code: &'static str,
     message: String,
+    /// More for the operator (the DETAIL field), e.g. why a RELOAD failed.
+    detail: Option<String>,
 }
 
 impl AdminError {
@@ -78,19 +80,15 @@ impl AdminError {
         AdminError {
             code: crate::protocol::sqlstate::PROTOCOL_VIOLATION,
             message: message.into(),
+            detail: None,
         }
     }
 
+    /// A stats user tried a command only admins may run; PgBouncer's 08P01 too.
     fn denied() -> AdminError {
-        AdminError {
-            code: INSUFFICIENT_PRIVILEGE,
-            message: "admin access needed".into(),
-        }
+        AdminError::new("admin access needed")
     }
 }
-
-/// PostgreSQL's insufficient_privilege.
-pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 /// What a command answers.
 pub(crate) enum Reply {
@@ -113,10 +111,40 @@ pub(crate) struct Console {
     pub client: ClientHandle,
 }
 
-/// Serves one console session after login.
-pub async fn serve(shared: Arc<Shared>, mut stream: Stream, role: Role, user: String) {
+/// How a console session ended, for its closing log line.
+pub struct Ended {
+    pub reason: String,
+    /// Whether the client was sent the reason as an error.
+    pub told: bool,
+}
+
+impl Ended {
+    fn quietly(reason: &str) -> Ended {
+        Ended {
+            reason: reason.to_owned(),
+            told: false,
+        }
+    }
+
+    fn told(reason: &str) -> Ended {
+        Ended {
+            reason: reason.to_owned(),
+            told: true,
+        }
+    }
+}
+
+/// Serves one console session after login; `id` is the client's registry id.
+pub async fn serve(
+    shared: Arc<Shared>,
+    mut stream: Stream,
+    role: Role,
+    user: String,
+    id: u64,
+) -> Ended {
     let endpoints = Endpoints::of(&stream, shared.settings().listen_port);
     let client = shared.registry.register(NewClient {
+        id,
         database: CONSOLE_NAME,
         user: &user,
         pool_user: CONSOLE_NAME,
@@ -131,19 +159,21 @@ pub async fn serve(shared: Arc<Shared>, mut stream: Stream, role: Role, user: St
     };
     let info = Arc::clone(&console.client.info);
     tokio::select! {
-        _ = console.run(&mut stream) => {}
+        ended = console.run(&mut stream) => ended,
         reason = info.killed() => {
             crate::client::send_fatal(&mut stream, crate::protocol::sqlstate::ADMIN_SHUTDOWN, &reason, None).await;
+            Ended::told(&reason)
         }
     }
 }
 
 impl Console {
-    async fn run(&self, stream: &mut Stream) {
+    async fn run(&self, stream: &mut Stream) -> Ended {
+        use crate::logfmt::reason::{CLIENT_CLOSE_REQUEST, CLIENT_UNEXPECTED_EOF};
         let mut out = BytesMut::new();
         welcome(&mut out);
         if stream.write_all(&out).await.is_err() {
-            return;
+            return Ended::quietly(CLIENT_UNEXPECTED_EOF);
         }
         let mut buf = BytesMut::with_capacity(1024);
         loop {
@@ -154,12 +184,12 @@ impl Console {
                     (tag, body)
                 }
                 Ok(None) => match stream.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => return Ended::quietly(CLIENT_UNEXPECTED_EOF),
                     Ok(_) => continue,
                 },
                 Err(error) => {
                     let _ = fatal(stream, &error.to_string()).await;
-                    return;
+                    return Ended::told(&error.to_string());
                 }
             };
             let mut out = BytesMut::new();
@@ -173,14 +203,14 @@ impl Console {
                     }
                     builders::ready_for_query(&mut out, b'I');
                 }
-                b'X' => return,
+                b'X' => return Ended::quietly(CLIENT_CLOSE_REQUEST),
                 b'P' | b'B' | b'E' => {
                     let _ = fatal(
                         stream,
                         "extended query protocol not supported by admin console",
                     )
                     .await;
-                    return;
+                    return Ended::told("bad packet");
                 }
                 other => {
                     let text = format!(
@@ -188,11 +218,11 @@ impl Console {
                         other as char
                     );
                     let _ = fatal(stream, &text).await;
-                    return;
+                    return Ended::told("bad packet");
                 }
             }
             if stream.write_all(&out).await.is_err() {
-                return;
+                return Ended::quietly(CLIENT_UNEXPECTED_EOF);
             }
         }
     }
@@ -221,13 +251,7 @@ impl Console {
                     if self.shared.settings().log_pooler_errors {
                         tracing::warn!(user = %self.client.info.user, "admin console: {}", error.message);
                     }
-                    builders::error_response(
-                        out,
-                        Severity::Error,
-                        error.code,
-                        &error.message,
-                        None,
-                    );
+                    result::error(out, error.code, &error.message, error.detail.as_deref());
                     break;
                 }
             }

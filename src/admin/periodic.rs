@@ -34,18 +34,16 @@ pub fn tick(shared: &Shared) {
 
 /// PgBouncer's line, word for word.
 pub fn stats_line(avg: &Totals) -> String {
-    format!(
-        "stats: {} xacts/s, {} queries/s, {} client parses/s, {} server parses/s, {} binds/s, \
-         in {} B/s, out {} B/s, xact {} us, query {} us, wait {} us",
-        avg.transactions,
-        avg.queries,
-        avg.client_parses,
-        avg.server_parses,
-        avg.binds,
-        avg.bytes_received,
-        avg.bytes_sent,
-        avg.transaction_time_us,
-        avg.query_time_us,
-        avg.wait_time_us
-    )
+    crate::logfmt::stats(&crate::logfmt::Averages {
+        xacts_per_sec: avg.transactions,
+        queries_per_sec: avg.queries,
+        client_parses_per_sec: avg.client_parses,
+        server_parses_per_sec: avg.server_parses,
+        binds_per_sec: avg.binds,
+        bytes_in_per_sec: avg.bytes_received,
+        bytes_out_per_sec: avg.bytes_sent,
+        xact_us: avg.transaction_time_us,
+        query_us: avg.query_time_us,
+        wait_us: avg.wait_time_us,
+    })
 }

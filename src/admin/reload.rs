@@ -1,5 +1,7 @@
 //! Re-reading the settings file (SIGHUP and RELOAD): a bad file changes nothing and is
-//! reported; settings that only take effect at start are named in the log.
+//! reported; settings that only take effect at start are named in the log. Either way
+//! `logfile` is reopened, which is how PgBouncer's log rotation works (move the file,
+//! then SIGHUP or RELOAD).
 
 use crate::context::Shared;
 
@@ -16,6 +18,12 @@ pub const RESTART_ONLY: [&str; 8] = [
 ];
 
 pub fn reload(shared: &Shared) -> Result<(), String> {
+    let outcome = reread(shared);
+    crate::logging::reopen(shared.settings().logfile.as_deref());
+    outcome
+}
+
+fn reread(shared: &Shared) -> Result<(), String> {
     let current = shared.settings();
     let Some(path) = current.source.clone() else {
         tracing::warn!("reload requested but the settings did not come from a file");

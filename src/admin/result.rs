@@ -160,6 +160,21 @@ pub fn empty_query(out: &mut BytesMut) {
 }
 
 /// A NoticeResponse with a detail, as SHOW HELP sends its usage text.
+/// An ERROR the console reports (the session goes on), with an optional DETAIL.
+pub fn error(out: &mut BytesMut, code: &str, text: &str, detail: Option<&str>) {
+    message(out, b'E', |b| {
+        for (field, value) in [(b'S', "ERROR"), (b'V', "ERROR"), (b'C', code), (b'M', text)] {
+            b.put_u8(field);
+            put_cstr(b, value);
+        }
+        if let Some(detail) = detail {
+            b.put_u8(b'D');
+            put_cstr(b, detail);
+        }
+        b.put_u8(0);
+    });
+}
+
 pub fn notice(out: &mut BytesMut, text: &str, detail: Option<&str>) {
     message(out, b'N', |b| {
         for (field, value) in [

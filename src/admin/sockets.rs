@@ -4,6 +4,7 @@
 use super::result::{ResultSet, Type, Value};
 use super::show::{server_states, sorted_pools};
 use super::Console;
+use crate::logfmt::{client_ptr, server_ptr};
 use crate::registry::{format_time, ClientInfo, ClientState};
 
 use Type::{Bytea, Int4, Int8, Text};
@@ -42,15 +43,6 @@ const DEBUG_COLUMNS: [(&str, Type); 7] = [
     ("pkt_avail", Int4),
     ("send_avail", Int4),
 ];
-
-/// Clients and servers have separate id spaces; their `ptr`s must not collide.
-fn client_ptr(id: u64) -> String {
-    format!("0x{:x}", 0x1_0000_0000u64 | id)
-}
-
-fn server_ptr(id: u64) -> String {
-    format!("0x{:x}", 0x2_0000_0000u64 | id)
-}
 
 fn client_row(client: &ClientInfo, state: &str) -> Vec<Value> {
     let now = client.now();

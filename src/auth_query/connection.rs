@@ -55,7 +55,9 @@ impl AuthConnection {
             let retry_allowed = kept.is_some();
             let mut conn = match kept.take() {
                 Some(conn) => conn,
-                None => server::connect(&self.target, 0, self.limits.connect_timeout).await?,
+                None => {
+                    server::connect(&self.target, 0, self.limits.connect_timeout, &|_| {}).await?
+                }
             };
             match self.run(&mut conn, sql, param).await {
                 Ok(rows) => {

@@ -13,10 +13,11 @@ use crate::auth::{verify_cleartext, verify_md5, ScramSecret, ScramServer, Secret
 use crate::auth_query::Lookup;
 use crate::config::{AuthType, Settings};
 use crate::context::Shared;
+use crate::logfmt::reason;
 use crate::net::Stream;
 use crate::protocol::builders;
 use crate::protocol::frame::{peek_whole, take_cstr};
-use crate::protocol::sqlstate::{INVALID_AUTHORIZATION, INVALID_PASSWORD, PROTOCOL_VIOLATION};
+use crate::protocol::sqlstate::{INVALID_AUTHORIZATION, PROTOCOL_VIOLATION};
 
 /// Password and SASL messages are small; PostgreSQL caps them the same way.
 const MAX_AUTH_MESSAGE: usize = 10_000;
@@ -81,7 +82,9 @@ pub async fn authenticate(
         Method::Cert => {
             certificate_names(stream, user).and_then(|()| known(settings, user, looked_up))
         }
-        Method::Trust => known(settings, user, looked_up),
+        // PgBouncer's words for a trusted name it does not know.
+        Method::Trust if known(settings, user, looked_up).is_ok() => Ok(()),
+        Method::Trust => Err(Refusal::new(PROTOCOL_VIOLATION, reason::TRUST_FAILED)),
         Method::Md5 => match secret {
             // md5 cannot be answered from a SCRAM secret; PostgreSQL switches to SCRAM.
             Some(Secret::Scram(_)) => {
@@ -197,11 +200,10 @@ fn scram_form(shared: &Shared, user: &str, secret: Secret) -> Secret {
     Secret::Scram((*derived).clone())
 }
 
-fn failed(user: &str) -> Refusal {
-    Refusal::new(
-        INVALID_PASSWORD,
-        format!("password authentication failed for user \"{user}\""),
-    )
+/// PgBouncer's words and code for a failed password (md5/plain) or SCRAM exchange:
+/// 08P01, and no user name, unlike PostgreSQL's 28P01.
+fn failed(exchange: &'static str) -> Refusal {
+    Refusal::new(PROTOCOL_VIOLATION, exchange)
 }
 
 async fn md5(
@@ -218,7 +220,7 @@ async fn md5(
     let (response, _) = take_cstr(&body).ok_or_else(|| malformed("password packet"))?;
     match secret {
         Some(secret) if verify_md5(secret, user, salt, response) => Ok(()),
-        _ => Err(failed(user)),
+        _ => Err(failed(reason::PASSWORD_FAILED)),
     }
 }
 
@@ -236,7 +238,7 @@ async fn cleartext(
     let (password, _) = take_cstr(&body).ok_or_else(|| malformed("password packet"))?;
     match secret {
         Some(secret) if verify_cleartext(secret, user, password) => Ok(()),
-        _ => Err(failed(user)),
+        _ => Err(failed(reason::PASSWORD_FAILED)),
     }
 }
 
@@ -280,15 +282,13 @@ async fn scram(
     if length < 0 || length as usize != rest.len() {
         return Err(malformed("SASL initial response"));
     }
-    let server_first = server.client_first(rest).map_err(|e| auth_error(e, user))?;
+    let server_first = server.client_first(rest).map_err(auth_error)?;
     out.clear();
     builders::authentication_sasl_continue(&mut out, &server_first);
     write(stream, &out).await?;
 
     let body = read_password_message(stream, buf).await?;
-    let server_final = server
-        .client_final(&body)
-        .map_err(|e| auth_error(e, user))?;
+    let server_final = server.client_final(&body).map_err(auth_error)?;
     out.clear();
     builders::authentication_sasl_final(&mut out, &server_final);
     // The proven ClientKey lets pgmux log in to PostgreSQL as this user when only the
@@ -299,9 +299,9 @@ async fn scram(
     write(stream, &out).await
 }
 
-fn auth_error(error: crate::auth::AuthError, user: &str) -> Refusal {
+fn auth_error(error: crate::auth::AuthError) -> Refusal {
     match error {
-        crate::auth::AuthError::Failed => failed(user),
+        crate::auth::AuthError::Failed => failed(reason::SASL_FAILED),
         other => Refusal::new(other.sqlstate(), other.to_string()),
     }
 }

@@ -7,6 +7,7 @@
 //! ```
 
 mod auth;
+mod conn_log;
 mod hba;
 mod prepared;
 mod relay;
@@ -27,16 +28,21 @@ use tokio::io::AsyncWriteExt;
 use crate::context::Shared;
 use crate::net::Stream;
 use crate::protocol::builders::{self, Severity};
+pub use conn_log::ClientLog;
 
 /// Serves one accepted connection until it ends. Counts itself in `Shared::clients`.
 pub async fn serve(shared: Arc<Shared>, stream: Stream) {
     let _count = ClientCount::new(&shared);
     let peer = stream.peer_description();
+    // The id SHOW CLIENTS will list, taken now so the lines before login name it too.
+    let log = ClientLog::new(
+        shared.registry.next_id(),
+        &stream,
+        shared.settings().listen_port,
+    );
     // Boxed: the login's state is large and short-lived; the task keeps only the session.
-    match Box::pin(startup::accept(&shared, stream, &peer)).await {
-        Ok(Some(session)) => session.run().await,
-        Ok(None) => {}
-        Err(refusal) => refusal.log(&peer),
+    if let Some(session) = Box::pin(startup::accept(&shared, stream, &peer, log)).await {
+        session.run().await;
     }
 }
 
@@ -64,6 +70,9 @@ pub struct Refusal {
     pub hint: Option<&'static str>,
     /// The client went away (or the socket failed): nobody to tell.
     pub client_gone: bool,
+    /// The server caused it (a crash, a failed statement of pgmux's own), which decides
+    /// the reason the server is closed with.
+    pub server_side: bool,
 }
 
 impl Refusal {
@@ -73,6 +82,7 @@ impl Refusal {
             message: message.into(),
             hint: None,
             client_gone: false,
+            server_side: false,
         }
     }
 
@@ -84,9 +94,33 @@ impl Refusal {
     pub fn gone() -> Refusal {
         Refusal {
             code: String::new(),
-            message: "client unexpected eof".into(),
+            message: crate::logfmt::reason::CLIENT_UNEXPECTED_EOF.into(),
             hint: None,
             client_gone: true,
+            server_side: false,
+        }
+    }
+
+    pub fn from_server(mut self) -> Refusal {
+        self.server_side = true;
+        self
+    }
+
+    /// The reason the server a session held is closed with when the session ends in
+    /// this refusal: the refusal's own when the server caused it (a timeout, a crash),
+    /// else PgBouncer's line for a client leaving mid-transaction.
+    pub(crate) fn server_close_reason(&self) -> &'static str {
+        use crate::logfmt::reason;
+        const SERVER_SIDE: [&str; 4] = [
+            reason::QUERY_TIMEOUT,
+            reason::IDLE_TRANSACTION_TIMEOUT,
+            reason::SERVER_CONN_CRASHED,
+            reason::STATEMENT_MODE_TRANSACTION,
+        ];
+        match SERVER_SIDE.iter().find(|r| **r == self.message) {
+            Some(known) => known,
+            None if self.server_side => reason::UNCLEAN_SERVER,
+            None => reason::CLIENT_DISCONNECT_NOT_READY,
         }
     }
 
@@ -97,8 +131,10 @@ impl Refusal {
         }
     }
 
-    fn log(&self, peer: &str) {
-        tracing::info!(peer, code = %self.code, "closing client: {}", self.message);
+    /// The connection's last lines: why it closed and, when the client was told, the
+    /// pooler error.
+    pub(crate) fn log(&self, settings: &crate::config::Settings, log: &ClientLog) {
+        log.closing(settings, &self.message, !self.client_gone);
     }
 }
 

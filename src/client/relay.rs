@@ -15,13 +15,11 @@ use super::session_only::{self, session_only_feature};
 use super::splice::Splice;
 use super::Refusal;
 use crate::config::{PoolMode, Settings};
+use crate::logfmt::reason;
 use crate::pool::PooledServer;
 use crate::protocol::builders::{self, Severity};
 use crate::protocol::frame::HEADER_LEN;
-use crate::protocol::sqlstate::{
-    ADMIN_SHUTDOWN, CONNECTION_FAILURE, FEATURE_NOT_SUPPORTED, IDLE_IN_TRANSACTION_TIMEOUT,
-    IDLE_SESSION_TIMEOUT, PROTOCOL_VIOLATION, QUERY_CANCELED,
-};
+use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, FEATURE_NOT_SUPPORTED, PROTOCOL_VIOLATION};
 use crate::protocol::FrameCursor;
 use crate::server::ServerConn;
 use crate::stats::PoolStats;
@@ -152,12 +150,13 @@ impl Session {
                 }
                 read = self.stream.read_buf(&mut self.buf) => {
                     if !matches!(read, Ok(n) if n > 0) {
+                        self.left = reason::CLIENT_UNEXPECTED_EOF;
                         return Ok(Relayed::ClientLeft { clean: queue.is_idle() && !server_cursor.mid_frame() });
                     }
                     last_client_activity = Instant::now();
                 }
                 _ = self.drain.started(), if self.mode == PoolMode::Session && queue.is_idle() => {
-                    return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
+                    return Err(Refusal::new(ADMIN_SHUTDOWN, reason::SHUTTING_DOWN));
                 }
                 _ = sleep_until_opt(deadline.map(|(at, _)| at)), if deadline.is_some() => {
                     let (_, refusal) = deadline.expect("branch enabled only with a deadline");
@@ -167,7 +166,9 @@ impl Session {
         }
     }
 
-    /// The next timeout that applies in the relay's current state, with the error it ends in.
+    /// The next timeout that applies in the relay's current state, with the error it ends
+    /// in: PgBouncer's texts, with its 08P01 rather than PostgreSQL's codes for the same
+    /// timeouts (57014, 25P03, 57P05), so that clients see what they saw before.
     fn deadline(
         &self,
         settings: &RelayLimits,
@@ -177,13 +178,13 @@ impl Session {
     ) -> Option<(Instant, fn() -> Refusal)> {
         if let Some(since) = waiting_since.filter(|_| !settings.query_timeout.is_zero()) {
             return Some((since + settings.query_timeout, || {
-                Refusal::new(QUERY_CANCELED, "query timeout")
+                Refusal::new(PROTOCOL_VIOLATION, reason::QUERY_TIMEOUT).from_server()
             }));
         }
         if queue.idle_in_transaction() && !settings.idle_transaction_timeout.is_zero() {
             return Some((
                 last_client_activity + settings.idle_transaction_timeout,
-                || Refusal::new(IDLE_IN_TRANSACTION_TIMEOUT, "idle transaction timeout"),
+                || Refusal::new(PROTOCOL_VIOLATION, reason::IDLE_TRANSACTION_TIMEOUT).from_server(),
             ));
         }
         if self.mode == PoolMode::Session
@@ -191,7 +192,7 @@ impl Session {
             && !settings.client_idle_timeout.is_zero()
         {
             return Some((last_client_activity + settings.client_idle_timeout, || {
-                Refusal::new(IDLE_SESSION_TIMEOUT, "client_idle_timeout")
+                Refusal::new(PROTOCOL_VIOLATION, reason::CLIENT_IDLE_TIMEOUT)
             }));
         }
         None
@@ -339,7 +340,8 @@ impl Session {
                     MAX_INSPECTED,
                 )
                 .map_err(|e| {
-                    Refusal::new(CONNECTION_FAILURE, format!("server protocol error: {e}"))
+                    Refusal::new(PROTOCOL_VIOLATION, format!("server protocol error: {e}"))
+                        .from_server()
                 })?;
             let Some(frame) = frame else { break };
             let end = cursor.consumed();
@@ -388,10 +390,7 @@ impl Session {
                     .write_all(before)
                     .await
                     .map_err(|_| Refusal::gone())?;
-                let refusal = Refusal::new(
-                    PROTOCOL_VIOLATION,
-                    "transaction blocks not allowed in statement pooling mode",
-                );
+                let refusal = Refusal::new(PROTOCOL_VIOLATION, reason::STATEMENT_MODE_TRANSACTION);
                 return Err(
                     refusal.with_hint("use transaction or session pool_mode for this database")
                 );

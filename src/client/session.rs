@@ -13,17 +13,16 @@ use tokio::io::AsyncWriteExt;
 use super::prepared::ClientStatements;
 use super::settings::SessionSettings;
 use super::startup::Login;
-use super::Refusal;
+use super::{ClientLog, Refusal};
 use crate::cancel::{CancelSlot, ServerKey};
 use crate::config::{PoolMode, Settings};
 use crate::context::{ClientSlot, Shared};
+use crate::logfmt::reason;
 use crate::net::Stream;
 use crate::params::{Params, SyncPlan};
 use crate::pool::{CheckoutError, Pool, PooledServer};
 use crate::protocol::builders;
-use crate::protocol::sqlstate::{
-    ADMIN_SHUTDOWN, CONNECTION_FAILURE, IDLE_SESSION_TIMEOUT, PROTOCOL_VIOLATION,
-};
+use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION};
 use crate::protocol::FrameCursor;
 use crate::shutdown::Drain;
 use crate::stats::PoolStats;
@@ -55,10 +54,11 @@ pub struct Session {
     cancel_key: (i32, i32),
     cancel: Arc<CancelSlot>,
     pub(super) drain: Drain,
-    peer: String,
     database: String,
-    user: String,
-    connected_at: Instant,
+    /// The client's PgBouncer-format log lines.
+    log: ClientLog,
+    /// How the client left: Terminate ("client close request") or a closed socket.
+    pub(super) left: &'static str,
     /// This client's entry in the admin console's registry (issue 3).
     client: crate::registry::ClientHandle,
     /// The server already told the client why it is going away (a FATAL such as
@@ -70,18 +70,19 @@ pub struct Session {
 pub(super) enum Relayed {
     /// The transaction (or statement) is over and the server is clean.
     Done,
-    /// The client sent Terminate or closed its socket; `clean` says whether the server
-    /// can be reused.
+    /// The client sent Terminate or closed its socket (`Session::left` says which);
+    /// `clean` says whether the server can be reused.
     ClientLeft { clean: bool },
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, stream: Stream, login: Login, peer: String) -> Session {
+    pub fn new(shared: Arc<Shared>, stream: Stream, login: Login, log: ClientLog) -> Session {
         let config = shared.settings();
         let mode = config.pool_mode_for(&login.database, &login.user);
         let (cancel_key, cancel) = shared.cancels.register();
         let drain = shared.drain();
         let client = shared.registry.register(crate::registry::NewClient {
+            id: log.id,
             database: &login.database,
             user: &login.user,
             pool_user: &login.pool.key.user,
@@ -106,10 +107,9 @@ impl Session {
             cancel_key,
             cancel,
             drain,
-            peer,
             database: login.database,
-            user: login.user,
-            connected_at: Instant::now(),
+            log,
+            left: reason::CLIENT_CLOSE_REQUEST,
             server_sent_fatal: false,
         }
     }
@@ -125,21 +125,16 @@ impl Session {
                     Err(refusal) => Err(refusal),
                 }
             } => outcome,
-            reason = info.killed() => Err(Refusal::new(ADMIN_SHUTDOWN, reason)),
-        };
-        let reason = match outcome {
-            Ok(()) => "client close request".to_owned(),
-            Err(refusal) => {
-                refusal.send(&mut self.stream).await;
-                refusal.message
-            }
+            why = info.killed() => Err(Refusal::new(ADMIN_SHUTDOWN, why)),
         };
         let settings = self.shared.settings();
-        if settings.log_disconnections {
-            tracing::info!(
-                peer = %self.peer, db = %self.database, user = %self.user,
-                age_s = self.connected_at.elapsed().as_secs(), "closing client: {reason}"
-            );
+        match outcome {
+            Ok(()) => self.log.closing(&settings, self.left, false),
+            // Logged before the client is told, as PgBouncer does.
+            Err(refusal) => {
+                refusal.log(&settings, &self.log);
+                refusal.send(&mut self.stream).await;
+            }
         }
     }
 
@@ -173,7 +168,14 @@ impl Session {
         let mut server = self.checkout().await?;
         let relayed = self.relay(&mut server).await;
         self.cancel.detach();
-        match relayed? {
+        let relayed = match relayed {
+            Ok(relayed) => relayed,
+            Err(refusal) => {
+                server.close(refusal.server_close_reason());
+                return Err(refusal);
+            }
+        };
+        match relayed {
             Relayed::Done => {
                 if self.settings.changed {
                     self.capture_settings(&mut server).await?;
@@ -186,6 +188,8 @@ impl Session {
             Relayed::ClientLeft { clean } => {
                 if clean {
                     self.release(server, true).await;
+                } else {
+                    server.close(reason::CLIENT_DISCONNECT_NOT_READY);
                 }
                 Ok(false)
             }
@@ -208,21 +212,29 @@ impl Session {
             tokio::select! {
                 readable = self.stream.readable() => {
                     if readable.is_err() {
+                        self.left = reason::CLIENT_UNEXPECTED_EOF;
                         return Ok(false);
                     }
                     self.buf.reserve(CLIENT_READ);
                     match self.stream.try_read_buf(&mut self.buf) {
-                        Ok(0) => return Ok(false),
+                        Ok(0) => {
+                            self.left = reason::CLIENT_UNEXPECTED_EOF;
+                            return Ok(false);
+                        }
                         Ok(_) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => return Ok(false),
+                        Err(_) => {
+                            self.left = reason::CLIENT_UNEXPECTED_EOF;
+                            return Ok(false);
+                        }
                     }
                 }
                 _ = self.drain.started() => {
-                    return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
+                    return Err(Refusal::new(ADMIN_SHUTDOWN, reason::SHUTTING_DOWN));
                 }
+                // PgBouncer closes idle clients with its own 08P01, not PostgreSQL's 57P05.
                 _ = async { idle_timer.as_mut().expect("guarded").await }, if idle_timer.is_some() => {
-                    return Err(Refusal::new(IDLE_SESSION_TIMEOUT, "client_idle_timeout"));
+                    return Err(Refusal::new(PROTOCOL_VIOLATION, reason::CLIENT_IDLE_TIMEOUT));
                 }
             }
         }
@@ -248,10 +260,10 @@ impl Session {
         self.shared.control.wait_released(&self.database).await;
         let mut server = self.pool.checkout().await.map_err(|error| match error {
             CheckoutError::QueryWaitTimeout => {
-                Refusal::new(PROTOCOL_VIOLATION, "query_wait_timeout")
+                Refusal::new(PROTOCOL_VIOLATION, reason::QUERY_WAIT_TIMEOUT)
             }
             CheckoutError::Server { code, message } => Refusal::new(&code, message),
-            CheckoutError::Closed => Refusal::new(ADMIN_SHUTDOWN, "database removed"),
+            CheckoutError::Closed => Refusal::new(PROTOCOL_VIOLATION, reason::DATABASE_REMOVED),
         })?;
         let extras = &self.config.track_extra_parameters;
         let mut plan = SyncPlan::default();
@@ -260,20 +272,22 @@ impl Session {
         });
         plan.add(&self.settings.values, &server.session, |_| true);
         if let Some(sql) = plan.sql() {
-            apply_params(
+            let applied = apply_params(
                 &mut server,
                 &self.params,
                 &self.settings.values,
                 extras,
                 &sql,
             )
-            .await
-            .map_err(|message| {
-                Refusal::new(
-                    CONNECTION_FAILURE,
+            .await;
+            if let Err(message) = applied {
+                server.close(reason::VAR_CHANGE_FAILED);
+                return Err(Refusal::new(
+                    PROTOCOL_VIOLATION,
                     format!("could not apply session parameters: {message}"),
                 )
-            })?;
+                .from_server());
+            }
             // Keep the server's canonical spelling ("ISO, MDY" for "iso") so the next
             // comparison matches without another SET.
             for (name, value) in server.params.iter() {
@@ -310,9 +324,10 @@ impl Session {
             Ok((b'I', rows)) => rows,
             _ => {
                 return Err(Refusal::new(
-                    CONNECTION_FAILURE,
+                    PROTOCOL_VIOLATION,
                     "could not read back session settings",
-                ))
+                )
+                .from_server())
             }
         };
         let extras = &self.config.track_extra_parameters;
@@ -339,7 +354,7 @@ impl Session {
             match server.run_internal(&settings.server_reset_query).await {
                 // DISCARD ALL (or DEALLOCATE ALL) dropped every prepared statement.
                 Ok(b'I') => server.statements.clear(),
-                _ => return, // dropping the guard closes the server
+                _ => return server.close(reason::RESET_QUERY_FAILED),
             }
         }
         if self.mode != PoolMode::Session || client_left {
@@ -349,13 +364,16 @@ impl Session {
 }
 
 impl Session {
+    /// The server's socket closed under a transaction: PgBouncer's "server conn
+    /// crashed?" (08P01, as all its own errors).
     pub(super) fn server_lost(&self) -> Refusal {
         if self.server_sent_fatal {
+            // The client already has the server's FATAL; it is not told twice.
             let mut quiet = Refusal::gone();
-            quiet.message = "server closed the connection after a FATAL error".into();
-            return quiet;
+            quiet.message = reason::SERVER_CONN_CRASHED.into();
+            return quiet.from_server();
         }
-        Refusal::new(CONNECTION_FAILURE, "server conn crashed?")
+        Refusal::new(PROTOCOL_VIOLATION, reason::SERVER_CONN_CRASHED).from_server()
     }
 }
 

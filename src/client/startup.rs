@@ -7,52 +7,61 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::session::Session;
-use super::{auth, Refusal};
+use super::{auth, ClientLog, Refusal};
 use crate::config::Settings;
 use crate::context::{ClientSlot, PoolLookup, Shared};
+use crate::logfmt::reason;
 use crate::net::Stream;
 use crate::params::{canonical_name, Params, TRACKED};
 use crate::pool::{CheckoutError, Pool};
 use crate::protocol::builders;
-use crate::protocol::sqlstate::{
-    ADMIN_SHUTDOWN, INVALID_AUTHORIZATION, INVALID_CATALOG_NAME, PROTOCOL_VIOLATION,
-    TOO_MANY_CONNECTIONS,
-};
+use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS};
 use crate::protocol::startup::{read_startup, StartupMessage, StartupPacket, PROTOCOL_MINOR};
 
-/// Runs the login phase under `client_login_timeout`. `Ok(None)`: the connection ended
-/// normally before a session (a CancelRequest, or a client that just went away).
+/// Runs the login phase under `client_login_timeout`. `None`: the connection ended
+/// before a session (a CancelRequest, a refused login, the console, or a client that
+/// just went away), and its closing line is logged.
 pub async fn accept(
     shared: &Arc<Shared>,
     mut stream: Stream,
     peer: &str,
-) -> Result<Option<Box<Session>>, Refusal> {
+    mut log: ClientLog,
+) -> Option<Box<Session>> {
     let settings = shared.settings();
-    let login = log_in(shared, &settings, &mut stream, peer);
+    let login = log_in(shared, &settings, &mut stream, peer, &mut log);
     let outcome = if settings.client_login_timeout.is_zero() {
         login.await
     } else {
         tokio::time::timeout(settings.client_login_timeout, login)
             .await
-            .unwrap_or_else(|_| Err(Refusal::new(PROTOCOL_VIOLATION, "client_login_timeout")))
+            .unwrap_or_else(|_| {
+                Err(Refusal::new(
+                    PROTOCOL_VIOLATION,
+                    reason::CLIENT_LOGIN_TIMEOUT,
+                ))
+            })
     };
     match outcome {
         // Admin console (issue 3): served here, outside the pooled session loop.
         Ok(Some(Admitted::Console(role, user))) => {
-            crate::admin::serve(Arc::clone(shared), stream, role, user).await;
-            Ok(None)
+            let id = log.id;
+            let ended = crate::admin::serve(Arc::clone(shared), stream, role, user, id).await;
+            log.closing(&shared.settings(), &ended.reason, ended.told);
+            None
         }
         // Boxed: the client's task then carries a pointer, not the session.
-        Ok(Some(Admitted::Pool(login))) => Ok(Some(Box::new(Session::new(
+        Ok(Some(Admitted::Pool(login))) => Some(Box::new(Session::new(
             Arc::clone(shared),
             stream,
             login,
-            peer.to_owned(),
-        )))),
-        Ok(None) => Ok(None),
+            log,
+        ))),
+        Ok(None) => None,
+        // Logged before the client is told, as PgBouncer does.
         Err(refusal) => {
+            refusal.log(&shared.settings(), &log);
             refusal.send(&mut stream).await;
-            Err(refusal)
+            None
         }
     }
 }
@@ -79,6 +88,7 @@ async fn log_in(
     settings: &Settings,
     stream: &mut Stream,
     peer: &str,
+    log: &mut ClientLog,
 ) -> Result<Option<Admitted>, Refusal> {
     let mut buf = BytesMut::with_capacity(512);
     let mut channel_binding = None;
@@ -96,41 +106,45 @@ async fn log_in(
     let user = startup
         .param("user")
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
-            Refusal::new(
-                INVALID_AUTHORIZATION,
-                "no PostgreSQL user name specified in startup packet",
-            )
-        })?
+        .ok_or_else(|| Refusal::new(PROTOCOL_VIOLATION, reason::NO_USERNAME))?
         .to_owned();
     let database = startup
         .param("database")
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
-    if settings.log_connections {
-        tracing::info!(peer, db = %database, user = %user, "login attempt");
-    }
+    let console = crate::admin::is_console(&database);
 
     // A drain closes the listener as it begins, so a login now comes from a connection
     // accepted just before: on SIGTERM (a rollout, an online restart) its first
     // transaction is served (see shutdown::FIRST_REQUEST_GRACE). The console's SHUTDOWN
     // refuses it at once: the operator asked for no new clients.
     if shared.control.shutdown_requested().is_some() {
-        return Err(Refusal::new(ADMIN_SHUTDOWN, "pooler is shutting down"));
+        return Err(Refusal::new(ADMIN_SHUTDOWN, reason::SHUTTING_DOWN));
     }
-    let slot = shared
-        .take_client_slot(settings.max_client_conn)
-        .ok_or_else(|| {
-            Refusal::new(
-                TOO_MANY_CONNECTIONS,
-                "no more connections allowed (max_client_conn)",
-            )
-        })?;
+    // As PgBouncer, the console is exempt from max_client_conn: an operator can always
+    // get in to see why the pooler is full. PgBouncer's text, with PostgreSQL's 53300
+    // (too_many_connections) rather than PgBouncer's 08P01: see the README's error table.
+    let slot = if console {
+        None
+    } else {
+        let slot = shared.take_client_slot(settings.max_client_conn);
+        Some(slot.ok_or_else(|| Refusal::new(TOO_MANY_CONNECTIONS, reason::MAX_CLIENT_CONN))?)
+    };
+    let known_database = console || settings.database(&database).is_some();
+    log.identify(known_database.then_some(database.as_str()), &user);
+    // The OS user running pgmux, over the unix socket as `pgbouncer`: PgBouncer lets it
+    // into the console before any other check.
+    if console && is_own_peer(stream, &user) {
+        log.console_peer_access(settings);
+        log_attempt(log, settings, stream, &database, &user);
+        return Ok(Some(Admitted::Console(crate::admin::Role::Admin, user)));
+    }
     // Before anything about the database or the user is revealed, as in PostgreSQL.
     let method = super::hba::method_for(settings, stream, peer, &database, &user)?;
+    log_attempt(log, settings, stream, &database, &user);
     // Admin console (issue 3): normal auth, then admin_users/stats_users decide.
-    if crate::admin::is_console(&database) {
+    if console {
         auth::authenticate(
             shared,
             stream,
@@ -144,26 +158,24 @@ async fn log_in(
             channel_binding.as_deref(),
         )
         .await?;
-        let role = crate::admin::role_of(settings, &user).ok_or_else(|| {
-            Refusal::new(
-                crate::admin::INSUFFICIENT_PRIVILEGE,
-                format!("permission denied for database \"{database}\""),
-            )
-        })?;
+        let role = crate::admin::role_of(settings, &user)
+            .ok_or_else(|| Refusal::new(PROTOCOL_VIOLATION, reason::NOT_ALLOWED))?;
         return Ok(Some(Admitted::Console(role, user)));
     }
+    let slot = slot.expect("pool logins hold a max_client_conn place");
     // DISABLE db (issue 3): new logins are refused until ENABLE.
     if shared.control.is_disabled(&database) {
         return Err(Refusal::new(
             PROTOCOL_VIOLATION,
-            format!("database \"{database}\" is disabled"),
+            reason::database_disabled(&database),
         ));
     }
     let requested = requested_params(&startup, settings, peer)?;
-    if settings.database(&database).is_none() {
+    if !known_database {
+        log.login_failed(settings, &database, &user);
         return Err(Refusal::new(
-            INVALID_CATALOG_NAME,
-            format!("no such database: {database}"),
+            PROTOCOL_VIOLATION,
+            reason::no_such_database(&database),
         ));
     }
     let looked_up = auth::look_up(shared, settings, &database, &user, peer).await?;
@@ -183,10 +195,7 @@ async fn log_in(
     let pool = shared
         .pool_for(&database, &user)
         .map_err(|PoolLookup::NoSuchDatabase| {
-            Refusal::new(
-                INVALID_CATALOG_NAME,
-                format!("no such database: {database}"),
-            )
+            Refusal::new(PROTOCOL_VIOLATION, reason::no_such_database(&database))
         })?;
     if let Some(secret) = &looked_up {
         pool.set_looked_up_secret(secret);
@@ -267,12 +276,27 @@ async fn read_startup_message(
     }
 }
 
+/// PgBouncer's "login attempt" line (`log_connections`).
+fn log_attempt(log: &ClientLog, settings: &Settings, stream: &Stream, database: &str, user: &str) {
+    let tls = stream.tls_description();
+    log.login_attempt(settings, database, user, tls.as_deref());
+}
+
+/// PgBouncer's rule for the console without a password: over the unix socket, the OS
+/// user running the pooler, logging in as `pgbouncer`.
+fn is_own_peer(stream: &Stream, user: &str) -> bool {
+    user == "pgbouncer"
+        && matches!(stream, Stream::Unix(_))
+        && crate::net::peer_os_user(stream)
+            .is_some_and(|peer| Some(peer) == crate::net::own_os_user())
+}
+
 /// `client_tls_sslmode` require and stronger: a StartupMessage over plain TCP is refused,
 /// with PgBouncer's text. Unix sockets are local and exempt, as in PgBouncer.
 fn refuse_plaintext(shared: &Shared, stream: &Stream) -> Result<(), Refusal> {
     match shared.tls.client() {
         Some(tls) if tls.mode.requires_tls() && matches!(stream, Stream::Tcp(_)) => Err(
-            Refusal::new(INVALID_AUTHORIZATION, "SSL required").with_hint(
+            Refusal::new(PROTOCOL_VIOLATION, reason::SSL_REQUIRED).with_hint(
                 "pgmux accepts only TLS connections over TCP (client_tls_sslmode); \
                  connect with sslmode=require or stronger",
             ),

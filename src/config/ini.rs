@@ -12,6 +12,7 @@
 
 mod connstr;
 mod keys;
+mod peers;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -204,7 +205,8 @@ struct Translator {
     ignored: Vec<String>,
     databases: Vec<(String, Vec<(String, String)>)>,
     users: Vec<(String, Vec<(String, String)>)>,
-    peers: Vec<String>,
+    /// `[peers]`: each id with its `host`/`port`.
+    peers: Vec<(String, Vec<(String, String)>)>,
     warnings: Vec<Warning>,
 }
 
@@ -407,47 +409,6 @@ impl Translator {
         Ok(())
     }
 
-    /// `[peers]` is checked as PgBouncer checks it, then ignored.
-    fn peer(&mut self, entry: &Entry) -> Result<(), ConfigError> {
-        let invalid = |problem: String| ConfigError::Invalid {
-            origin: entry.at.clone(),
-            key: format!("[peers] {}", entry.key),
-            env_var: None,
-            problem,
-        };
-        if !entry
-            .key
-            .parse::<u32>()
-            .is_ok_and(|id| (1..=65535).contains(&id))
-        {
-            return Err(invalid(
-                "ids of peers must be a number larger than 0 and at most 65535".to_owned(),
-            ));
-        }
-        let pairs = connstr::parse(&entry.value).map_err(invalid)?;
-        if let Some((key, _)) = pairs
-            .iter()
-            .find(|(key, _)| !matches!(key.as_str(), "host" | "port" | "pool_size"))
-        {
-            return Err(invalid(format!("unrecognized connection parameter: {key}")));
-        }
-        if !pairs.iter().any(|(key, _)| key == "host") {
-            return Err(invalid(format!(
-                "host was not provided for peer {}",
-                entry.key
-            )));
-        }
-        self.peers.push(format!("{} = {}", entry.key, entry.value));
-        self.warn(
-            "peers".to_owned(),
-            format!(
-                "{}: section [peers] is not supported by pgmux and is ignored",
-                entry.at
-            ),
-        );
-        Ok(())
-    }
-
     fn toml(&self, path: &Path) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -462,18 +423,19 @@ impl Translator {
         for (key, value) in &self.settings {
             let _ = writeln!(out, "{key} = {value}");
         }
-        if !self.ignored.is_empty() || !self.peers.is_empty() {
+        if !self.ignored.is_empty() {
             out.push_str(
                 "\n# PgBouncer settings pgmux accepts but does not implement (ignored):\n",
             );
             for line in &self.ignored {
                 let _ = writeln!(out, "# {line}");
             }
-            for line in &self.peers {
-                let _ = writeln!(out, "# [peers] {line}");
-            }
         }
-        for (kind, entries) in [("databases", &self.databases), ("users", &self.users)] {
+        for (kind, entries) in [
+            ("databases", &self.databases),
+            ("users", &self.users),
+            ("peers", &self.peers),
+        ] {
             for (name, body) in entries {
                 let _ = writeln!(out, "\n[{kind}.{}]", toml_key(name));
                 for (key, value) in body {

@@ -128,6 +128,32 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
+    /// The TLS version and cipher as PgBouncer logs them in `tls=…`
+    /// (`TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519`); None when not TLS.
+    pub fn tls_description(&self) -> Option<String> {
+        let Stream::Tls(s) = self else {
+            return None;
+        };
+        let (_, state) = s.get_ref();
+        let version = match state.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
+            Some(other) => format!("{other:?}"),
+            None => "unknown".to_owned(),
+        };
+        let mut text = version;
+        if let Some(suite) = state.negotiated_cipher_suite() {
+            // OpenSSL's (and so PgBouncer's) names for the TLS 1.3 suites.
+            let name = suite.suite().as_str().unwrap_or("unknown");
+            text.push('/');
+            text.push_str(&name.replace("TLS13_", "TLS_"));
+        }
+        if let Some(group) = state.negotiated_key_exchange_group() {
+            text.push_str(&format!("/ECDH={:?}", group.name()));
+        }
+        Some(text)
+    }
+
     /// Takes the stream out, leaving `Closed`: for wrapping a TCP socket in TLS.
     pub fn take(&mut self) -> Stream {
         std::mem::replace(self, Stream::Closed)

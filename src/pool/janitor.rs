@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::state::Grant;
 use super::{Pool, Slot};
+use crate::logfmt::reason;
 use crate::server::ServerConn;
 
 const TICK: Duration = Duration::from_millis(250);
@@ -28,8 +29,8 @@ async fn run(pool: Weak<Pool>) {
             return;
         }
         let retired = retire(&pool);
-        for conn in retired {
-            pool.forget(conn);
+        for (conn, why) in retired {
+            pool.forget(conn, why);
         }
         grant_waiters(&pool);
         top_up(&pool);
@@ -37,8 +38,8 @@ async fn run(pool: Weak<Pool>) {
 }
 
 /// Idle servers past `server_idle_timeout` (down to `min_pool_size`), past
-/// `server_lifetime`, or beyond a pool size lowered by reload.
-fn retire(pool: &Pool) -> Vec<ServerConn> {
+/// `server_lifetime`, or beyond a pool size lowered by reload, each with its log reason.
+fn retire(pool: &Pool) -> Vec<(ServerConn, &'static str)> {
     let mut state = pool.lock();
     let now = Instant::now();
     let limits = state.limits.clone();
@@ -55,11 +56,18 @@ fn retire(pool: &Pool) -> Vec<ServerConn> {
             && remaining > limits.min_pool_size;
         let surplus = remaining > limits.pool_size + limits.reserve_pool_size
             || (remaining > limits.pool_size && state.waiters.is_empty());
-        if too_old || too_idle || surplus {
-            retired.push(state.idle.remove(index));
+        // PgBouncer's order of checks, and so its reason when several apply.
+        let why = if too_idle {
+            reason::SERVER_IDLE_TIMEOUT
+        } else if too_old {
+            reason::SERVER_LIFETIME
+        } else if surplus {
+            reason::TOO_MANY_SERVERS
         } else {
             index += 1;
-        }
+            continue;
+        };
+        retired.push((state.idle.remove(index), why));
     }
     retired
 }

@@ -11,21 +11,29 @@
 //! [`PooledServer`] guard, or a grant in flight to a waiter. Dropping a guard or a grant
 //! closes the server and gives its place to the next waiter, so counts cannot drift.
 
+mod error;
+mod guard;
 mod janitor;
+mod log;
 mod servers;
+mod shared_count;
 mod state;
 
-use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::logfmt::reason;
 use crate::params::Params;
 use crate::registry::Endpoints;
-use crate::server::{self, ServerConn, ServerError, ServerTarget};
+use crate::server::{self, ServerConn, ServerTarget};
+use error::checkout_error;
+pub use error::CheckoutError;
+pub use guard::{PooledServer, Slot};
 pub use servers::{ServerInfo, ServerList, ServerNow, ServerState};
+pub use shared_count::SharedCount;
 use state::{Grant, PoolState, Waiter};
 pub use state::{PoolLimits, PoolSnapshot};
 
@@ -34,62 +42,6 @@ pub use state::{PoolLimits, PoolSnapshot};
 pub struct PoolKey {
     pub database: String,
     pub user: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CheckoutError {
-    #[error("query_wait_timeout")]
-    QueryWaitTimeout,
-    /// The server refused the login, or could not be reached: `code` is its SQLSTATE.
-    #[error("{message}")]
-    Server { code: String, message: String },
-    #[error("database removed")]
-    Closed,
-}
-
-/// Connection counters shared by every pool of one database or one user, for
-/// `max_db_connections` / `max_user_connections`, and the pools that share them.
-#[derive(Debug, Default)]
-pub struct SharedCount {
-    count: AtomicUsize,
-    members: Mutex<Vec<Weak<Pool>>>,
-}
-
-impl SharedCount {
-    fn join(&self, pool: &Arc<Pool>) {
-        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members.retain(|member| member.strong_count() > 0);
-        members.push(Arc::downgrade(pool));
-    }
-
-    /// Closes the longest-idle server of another pool under this limit, so a pool that
-    /// is starved by it can open one (PgBouncer's `evict_connection`). True if one closed.
-    fn evict_idle_elsewhere(&self, starved: &Pool) -> bool {
-        let members: Vec<Arc<Pool>> = {
-            let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-            members.iter().filter_map(Weak::upgrade).collect()
-        };
-        members
-            .iter()
-            .filter(|member| !std::ptr::eq(member.as_ref(), starved))
-            .any(|member| member.close_one_idle())
-    }
-
-    fn try_acquire(&self, limit: usize) -> bool {
-        self.count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (limit == 0 || n < limit).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    fn release(&self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    pub fn get(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
 }
 
 /// Idle servers older than this are probed for a close before being handed out.
@@ -155,7 +107,7 @@ impl Pool {
             }
             state.idle.remove(0)
         };
-        self.forget(oldest);
+        self.forget(oldest, reason::EVICTED);
         true
     }
 
@@ -253,11 +205,12 @@ impl Pool {
         self.lock().snapshot()
     }
 
-    /// Closes every idle server now (PAUSE: disconnect from the servers once idle).
-    pub fn close_idle(self: &Arc<Self>) {
+    /// Closes every idle server now (PAUSE: disconnect from the servers once idle),
+    /// logging `why`.
+    pub fn close_idle(self: &Arc<Self>, why: &'static str) {
         let idle = std::mem::take(&mut self.lock().idle);
         for conn in idle {
-            self.forget(conn);
+            self.forget(conn, why);
         }
     }
 
@@ -265,7 +218,7 @@ impl Pool {
     /// replace them on demand.
     pub fn reconnect(self: &Arc<Self>) {
         self.lock().retire_before = Some(Instant::now());
-        self.close_idle();
+        self.close_idle(reason::DATABASE_CONFIGURATION_CHANGED);
     }
 
     /// Whether a server opened at `created` is marked for closing (`close_needed`).
@@ -273,19 +226,20 @@ impl Pool {
         self.lock().retire_before.is_some_and(|at| created <= at)
     }
 
-    /// Stops handing out servers: idle ones close now, busy ones when released, and
-    /// waiting clients are told the database is gone.
-    pub fn close(self: &Arc<Self>) {
+    /// Stops handing out servers: idle ones close now, busy ones when released (both
+    /// logged with `why`), and waiting clients are told the database is gone.
+    pub fn close(self: &Arc<Self>, why: &'static str) {
         let idle = {
             let mut state = self.lock();
             state.closed = true;
+            state.close_reason = why;
             for waiter in state.waiters.drain(..) {
                 let _ = waiter.grant.send(Grant::Failed(CheckoutError::Closed));
             }
             std::mem::take(&mut state.idle)
         };
         for conn in idle {
-            self.forget(conn);
+            self.forget(conn, why);
         }
     }
 
@@ -397,6 +351,7 @@ impl Pool {
         // and probing it costs a recvfrom on the hottest path.
         let idle = server.last_used.elapsed();
         if idle >= PROBE_AFTER_IDLE && !server.is_idle_and_alive() {
+            server.close(reason::SERVER_CONN_CRASHED);
             return None;
         }
         // The check query is copied out only when a check is due, not on every checkout.
@@ -419,6 +374,7 @@ impl Pool {
                 server.run_internal(&query),
             );
             if !matches!(check.await, Ok(Ok(b'I'))) {
+                server.close(reason::TEST_QUERY_FAILED);
                 return None;
             }
             self.servers.set_state(server.id, ServerState::Active);
@@ -435,18 +391,19 @@ impl Pool {
             ..Endpoints::default()
         };
         self.servers.opening(id, target_end);
-        match server::connect(&self.login_target(), id, timeout).await {
+        let started = Instant::now();
+        let connected = |stream: &crate::net::Stream| self.log_new_server(id, stream);
+        match server::connect(&self.login_target(), id, timeout, &connected).await {
             Ok(conn) => {
                 slot.disarm();
                 let ends = Endpoints::of(&conn.stream, self.target.port);
                 self.servers.logged_in(id, conn.process_id, ends);
                 self.note_login(&conn);
-                tracing::info!(server = id, db = %self.key.database, user = %self.key.user, "new server connection");
                 Ok(self.guard(conn))
             }
             Err(error) => {
+                self.log_login_failure(id, &error, started);
                 let error = checkout_error(&error);
-                tracing::warn!(db = %self.key.database, user = %self.key.user, "server login failed: {error}");
                 self.note_login_failure(&error);
                 self.servers.remove(id);
                 drop(slot);
@@ -475,10 +432,7 @@ impl Pool {
 
     fn guard(self: &Arc<Self>, conn: ServerConn) -> PooledServer {
         self.servers.set_state(conn.id, ServerState::Active);
-        PooledServer {
-            conn: Some(conn),
-            pool: Arc::clone(self),
-        }
+        PooledServer::new(self, conn)
     }
 
     /// Returns a clean server (ReadyForQuery 'I', nothing outstanding): to the first
@@ -491,13 +445,21 @@ impl Pool {
         let over_lifetime = !lifetime.is_zero() && now.duration_since(conn.created_at) >= lifetime;
         // RECONNECT marked servers opened before it for closing.
         let retired = state.retire_before.is_some_and(|at| conn.created_at <= at);
-        if state.closed
-            || over_lifetime
-            || retired
-            || state.total > state.limits.pool_size + state.limits.reserve_pool_size
-        {
+        let surplus = state.total > state.limits.pool_size + state.limits.reserve_pool_size;
+        let close = if state.closed {
+            Some(state.close_reason)
+        } else if over_lifetime {
+            Some(reason::SERVER_LIFETIME)
+        } else if retired {
+            Some(reason::CLOSE_NEEDED)
+        } else if surplus {
+            Some(reason::TOO_MANY_SERVERS)
+        } else {
+            None
+        };
+        if let Some(why) = close {
             drop(state);
-            self.forget(conn);
+            self.forget(conn, why);
             return;
         }
         while let Some(waiter) = state.waiters.pop_front() {
@@ -513,10 +475,11 @@ impl Pool {
         state.idle.push(conn);
     }
 
-    /// A server leaves the pool for good; its place goes to the first waiter once the
-    /// backend is gone. Freeing it earlier would let a new login overlap the old backend
-    /// still exiting, and PostgreSQL would count one more than the limits allow.
-    fn forget(self: &Arc<Self>, conn: ServerConn) {
+    /// A server leaves the pool for good, for `why`; its place goes to the first waiter
+    /// once the backend is gone. Freeing it earlier would let a new login overlap the old
+    /// backend still exiting, and PostgreSQL would count one more than the limits allow.
+    fn forget(self: &Arc<Self>, conn: ServerConn, why: &'static str) {
+        self.log_server_closing(&conn, why);
         self.servers.remove(conn.id);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -548,98 +511,5 @@ impl Pool {
         state.total -= 1;
         self.db_count.release();
         self.user_count.release();
-    }
-}
-
-fn checkout_error(error: &ServerError) -> CheckoutError {
-    match error {
-        ServerError::Refused { code, message } => CheckoutError::Server {
-            code: code.clone(),
-            message: message.clone(),
-        },
-        other => CheckoutError::Server {
-            code: crate::protocol::sqlstate::CONNECTION_FAILURE.to_owned(),
-            message: format!("pgmux cannot connect to server: {other}"),
-        },
-    }
-}
-
-impl CheckoutError {
-    fn clone_for_waiter(&self) -> CheckoutError {
-        match self {
-            CheckoutError::QueryWaitTimeout => CheckoutError::QueryWaitTimeout,
-            CheckoutError::Server { code, message } => CheckoutError::Server {
-                code: code.clone(),
-                message: message.clone(),
-            },
-            CheckoutError::Closed => CheckoutError::Closed,
-        }
-    }
-}
-
-/// A server checked out of its pool. `release()` returns it; dropping it closes it.
-pub struct PooledServer {
-    conn: Option<ServerConn>,
-    pool: Arc<Pool>,
-}
-
-impl PooledServer {
-    /// Back to the pool. Only for a server at ReadyForQuery 'I' with nothing outstanding.
-    pub fn release(mut self) {
-        let conn = self.conn.take().expect("guard holds its server");
-        self.pool.put_back(conn);
-    }
-
-    pub fn pool(&self) -> &Arc<Pool> {
-        &self.pool
-    }
-}
-
-impl Deref for PooledServer {
-    type Target = ServerConn;
-    fn deref(&self) -> &ServerConn {
-        self.conn.as_ref().expect("guard holds its server")
-    }
-}
-
-impl DerefMut for PooledServer {
-    fn deref_mut(&mut self) -> &mut ServerConn {
-        self.conn.as_mut().expect("guard holds its server")
-    }
-}
-
-impl Drop for PooledServer {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.forget(conn);
-        }
-    }
-}
-
-/// Permission to open one server, already counted against every limit. Dropped
-/// unused, it frees its place.
-pub struct Slot {
-    pool: Arc<Pool>,
-    armed: bool,
-}
-
-impl Slot {
-    fn new(pool: &Arc<Pool>) -> Slot {
-        Slot {
-            pool: Arc::clone(pool),
-            armed: true,
-        }
-    }
-
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if self.armed {
-            self.pool.free_slot();
-        }
     }
 }

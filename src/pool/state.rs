@@ -25,9 +25,14 @@ pub struct PoolLimits {
     pub server_check_delay: Duration,
     pub server_check_query: String,
     pub query_wait_timeout: Duration,
+    /// `log_connections` / `log_disconnections`, for this pool's server lines.
+    pub log_connections: bool,
+    pub log_disconnections: bool,
 }
 
-/// What a waiting client is handed.
+/// What a waiting client is handed. Unboxed: a grant moves once, through a oneshot, and
+/// boxing the server would cost an allocation on every handoff to a waiter.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Grant {
     Server(PooledServer),
     Slot(Slot),
@@ -50,6 +55,8 @@ pub(super) struct PoolState {
     pub last_login_failure: Option<(Instant, CheckoutError)>,
     pub server_params: Option<Params>,
     pub closed: bool,
+    /// Why the pool closed: the log reason of servers that close because of it.
+    pub close_reason: &'static str,
     /// RECONNECT: servers opened at or before this instant close when next idle.
     pub retire_before: Option<Instant>,
 }
@@ -74,6 +81,7 @@ impl PoolState {
             last_login_failure: None,
             server_params: None,
             closed: false,
+            close_reason: crate::logfmt::reason::DATABASE_REMOVED,
             retire_before: None,
         }
     }
@@ -88,10 +96,12 @@ impl PoolState {
         false
     }
 
-    /// The last login error while `server_login_retry` has not passed since it.
+    /// Within `server_login_retry` of a failed login, the error a new client gets
+    /// instead of another attempt: PgBouncer's "server login has been failing" with the
+    /// cached message.
     pub fn recent_login_failure(&self) -> Option<CheckoutError> {
         let (when, error) = self.last_login_failure.as_ref()?;
-        (when.elapsed() < self.limits.server_login_retry).then(|| error.clone_for_waiter())
+        (when.elapsed() < self.limits.server_login_retry).then(|| error.cached())
     }
 
     pub fn snapshot(&self) -> PoolSnapshot {

@@ -44,19 +44,24 @@ impl ServerTarget {
     }
 }
 
+/// Called once the socket is open (and TLS established), before the login: where
+/// PgBouncer logs "new connection to server".
+pub type OnConnected<'a> = &'a (dyn Fn(&Stream) + Sync);
+
 /// Connects and logs in, all within `timeout`.
 pub async fn connect(
     target: &ServerTarget,
     id: u64,
     timeout: Duration,
+    connected: OnConnected<'_>,
 ) -> Result<ServerConn, ServerError> {
     let attempt = async {
         // allow: plain first, TLS only when the server refuses plain text (libpq's rule).
-        match open(target, id, target.tls.mode >= SslMode::Prefer).await {
+        match open(target, id, target.tls.mode >= SslMode::Prefer, connected).await {
             Err(ServerError::Refused { code, .. })
                 if target.tls.mode == SslMode::Allow && code == "28000" =>
             {
-                open(target, id, true).await
+                open(target, id, true, connected).await
             }
             outcome => outcome,
         }
@@ -69,9 +74,15 @@ pub async fn connect(
         .map_err(|_| ServerError::Timeout)?
 }
 
-async fn open(target: &ServerTarget, id: u64, try_tls: bool) -> Result<ServerConn, ServerError> {
+async fn open(
+    target: &ServerTarget,
+    id: u64,
+    try_tls: bool,
+    connected: OnConnected<'_>,
+) -> Result<ServerConn, ServerError> {
     {
         let stream = open_socket(target, try_tls).await?;
+        connected(&stream);
         let now = Instant::now();
         let mut conn = ServerConn {
             id,

@@ -6,23 +6,27 @@ use std::time::Duration;
 
 use crate::admin_support::{admin, admin_error, admin_pgmux, show, ADMIN, WATCHER};
 use crate::harness::{self, postgres};
+use crate::support::{message, sqlstate};
 
 #[tokio::test]
 async fn only_admin_and_stats_users_reach_the_console_and_stats_users_only_show() {
     let _guard = harness::shared();
     let pgmux = admin_pgmux().start().await;
-    // A known user that is neither admin nor stats user: PostgreSQL's permission error.
+    // A known user that is neither admin nor stats user: PgBouncer's "not allowed".
     let error = pgmux
         .try_connect("app", "secret", "pgbouncer")
         .await
         .expect_err("refused");
-    assert_eq!(error.code().map(|c| c.code()), Some("42501"), "{error:?}");
+    assert_eq!(
+        (sqlstate(&error), message(&error)),
+        ("08P01".into(), "not allowed".into())
+    );
     // A wrong password is still a password failure, not a permission question.
     let error = pgmux
         .try_connect(ADMIN.0, "wrong", "pgbouncer")
         .await
         .expect_err("refused");
-    assert_eq!(error.code().map(|c| c.code()), Some("28P01"));
+    assert_eq!(message(&error), "SASL authentication failed");
 
     let watcher = pgmux.connect(WATCHER.0, WATCHER.1, "pgbouncer").await;
     assert!(!show(&watcher, "SHOW POOLS").await.rows.is_empty());
@@ -36,7 +40,7 @@ async fn only_admin_and_stats_users_reach_the_console_and_stats_users_only_show(
         let (code, text) = admin_error(&watcher, command).await;
         assert_eq!(
             (code.as_str(), text.as_str()),
-            ("42501", "admin access needed"),
+            ("08P01", "admin access needed"),
             "{command}"
         );
     }

@@ -193,7 +193,16 @@ async fn log_settings_silence_connection_lines_and_json_format_writes_objects() 
     drop(quiet.app().await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!quiet.logs().contains("login attempt"), "{}", quiet.logs());
-    assert!(!quiet.logs().contains("closing client"), "{}", quiet.logs());
+    assert!(
+        !quiet.logs().contains("closing because"),
+        "{}",
+        quiet.logs()
+    );
+    assert!(
+        !quiet.logs().contains("new connection to server"),
+        "{}",
+        quiet.logs()
+    );
 
     // The harness reads text logs, so the JSON run is a bare process of our own.
     let dir = tempfile::tempdir().unwrap();

@@ -54,13 +54,22 @@ async fn trust_lets_known_users_in_without_a_password() {
         .try_connect("nosuchuser", "x", "app")
         .await
         .expect_err("unknown user refused");
-    assert_eq!(sqlstate(&error), "28000");
+    // PgBouncer's words and code.
+    assert_eq!(
+        (sqlstate(&error), message(&error)),
+        ("08P01".into(), "\"trust\" authentication failed".into())
+    );
 }
 
+/// PgBouncer's words and code (08P01, where PostgreSQL says 28P01): scripts and
+/// alerts written against PgBouncer keep matching.
 #[tokio::test]
-async fn wrong_passwords_are_refused_with_28p01() {
+async fn wrong_passwords_are_refused_in_pgbouncers_words() {
     let _guard = harness::shared();
-    for auth_type in ["md5", "scram-sha-256"] {
+    for (auth_type, text) in [
+        ("md5", "password authentication failed"),
+        ("scram-sha-256", "SASL authentication failed"),
+    ] {
         let pgmux = pgmux()
             .setting("auth_type", &format!("\"{auth_type}\""))
             .start()
@@ -69,20 +78,20 @@ async fn wrong_passwords_are_refused_with_28p01() {
             .try_connect("app", "not the password", "app")
             .await
             .expect_err("refused");
-        assert_eq!(sqlstate(&error), "28P01", "{auth_type}");
-        assert!(
-            message(&error).contains("password authentication failed for user \"app\""),
-            "{error}"
+        assert_eq!(
+            (sqlstate(&error), message(&error)),
+            ("08P01".into(), text.into()),
+            "{auth_type}"
         );
         // An unknown user fails exactly like a wrong password: nothing reveals who exists.
         let error = pgmux
             .try_connect("ghost", "whatever", "app")
             .await
             .expect_err("refused");
-        assert_eq!(sqlstate(&error), "28P01", "{auth_type}");
-        assert!(
-            message(&error).contains("password authentication failed for user \"ghost\""),
-            "{error}"
+        assert_eq!(
+            (sqlstate(&error), message(&error)),
+            ("08P01".into(), text.into()),
+            "{auth_type}"
         );
     }
 }
@@ -132,17 +141,16 @@ async fn pgmux_with_md5_user(hash: &str) -> harness::Pgmux {
 }
 
 #[tokio::test]
-async fn unknown_database_is_3d000() {
+async fn unknown_database_is_refused_in_pgbouncers_words() {
     let _guard = harness::shared();
     let pgmux = pgmux().start().await;
     let error = pgmux
         .try_connect("app", "secret", "nosuchdb")
         .await
         .expect_err("refused");
-    assert_eq!(sqlstate(&error), "3D000");
-    assert!(
-        message(&error).contains("no such database: nosuchdb"),
-        "{error}"
+    assert_eq!(
+        (sqlstate(&error), message(&error)),
+        ("08P01".into(), "no such database: nosuchdb".into())
     );
 }
 
@@ -168,14 +176,27 @@ async fn a_failed_server_login_is_not_retried_before_server_login_retry() {
         .setting("server_login_retry", "30")
         .start()
         .await;
-    // Every client within the retry window gets the server's refusal, but only the first
-    // one makes pgmux try PostgreSQL: the others fail at once from the remembered error.
-    for _ in 0..3 {
+    // Only the first client makes pgmux try PostgreSQL and gets its refusal; the others
+    // fail at once with PgBouncer's "server login has been failing" and the cached error.
+    let error = pgmux
+        .try_connect("other", "not what postgres has", "app")
+        .await
+        .expect_err("refused");
+    assert_eq!(sqlstate(&error), "28P01", "{error:?}");
+    for _ in 0..2 {
         let error = pgmux
             .try_connect("other", "not what postgres has", "app")
             .await
             .expect_err("refused");
-        assert_eq!(sqlstate(&error), "28P01", "{error:?}");
+        assert_eq!(
+            (sqlstate(&error), message(&error)),
+            (
+                "08P01".into(),
+                "server login has been failing, cached error: password authentication failed \
+                 for user \"other\" (server_login_retry)"
+                    .into()
+            ),
+        );
     }
     assert_eq!(
         pgmux.count_log_lines("server login failed"),

@@ -69,17 +69,18 @@ pub async fn current_user(client: &tokio_postgres::Client) -> String {
         .get(0)
 }
 
-/// Refused with 28P01 and PostgreSQL's text, as any unknown user or wrong password.
+/// Refused with PgBouncer's 08P01 and text (SCRAM's or md5's), as any unknown user or
+/// wrong password.
 pub async fn assert_password_refused(pgmux: &Pgmux, user: &str, password: &str) {
     let error = pgmux
         .try_connect(user, password, "app")
         .await
         .expect_err("login refused");
-    assert_eq!(sqlstate(&error), "28P01", "{user}: {error:?}");
-    assert_eq!(
-        message(&error),
-        format!("password authentication failed for user \"{user}\""),
-        "{user}"
+    assert_eq!(sqlstate(&error), "08P01", "{user}: {error:?}");
+    let text = message(&error);
+    assert!(
+        text == "SASL authentication failed" || text == "password authentication failed",
+        "{user}: {text}"
     );
 }
 

@@ -85,7 +85,10 @@ async fn trust_admits_roles_the_lookup_finds_and_refuses_the_others() {
         .try_connect(&ghost, "x", "app")
         .await
         .expect_err("refused");
-    assert_eq!(sqlstate(&error), "28000", "{error:?}");
+    assert_eq!(
+        (sqlstate(&error), message(&error)),
+        ("08P01".into(), "\"trust\" authentication failed".into())
+    );
 }
 
 async fn reload(pgmux: &harness::Pgmux, toml: &str, nth: usize) {
@@ -146,9 +149,7 @@ async fn pgbouncer_ini_with_auth_user_and_auth_query_serves_psql_clients() {
         .unwrap();
     assert!(!output.success());
     assert!(
-        output.stderr.contains(&format!(
-            "password authentication failed for user \"{md5_role}\""
-        )),
+        output.stderr.contains("password authentication failed"),
         "{}",
         output.stderr
     );

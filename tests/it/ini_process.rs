@@ -85,7 +85,7 @@ async fn unknown_keys_fail_with_one_line_naming_file_and_key() {
 #[tokio::test]
 async fn convert_output_passes_check_and_serves_the_same_clients() {
     let _guard = harness::shared();
-    let (files, ini) = files_with("default_pool_size = 3\nso_reuseport = 1\n");
+    let (files, ini) = files_with("default_pool_size = 3\ntcp_keepcnt = 3\n");
     let converted = files.run(&["convert", &ini]);
     converted.assert_success();
     assert!(
@@ -94,7 +94,7 @@ async fn convert_output_passes_check_and_serves_the_same_clients() {
         converted.stdout
     );
     assert!(
-        converted.stdout.contains("# so_reuseport = 1"),
+        converted.stdout.contains("# tcp_keepcnt = 3"),
         "{}",
         converted.stdout
     );

@@ -58,7 +58,7 @@ async fn psql_verify_full_connects_over_tls_and_plaintext_is_refused_under_requi
     let out = psql(&pgmux, &verify_full(pki.ca_file()), "select 40 + 2");
     assert_eq!(out.assert_success().stdout.trim(), "42");
 
-    // PgBouncer's text, as a FATAL 28000 before any password is asked.
+    // PgBouncer's text and code, as a FATAL 08P01 before any password is asked.
     let out = psql(&pgmux, "sslmode=disable", "select 1");
     assert!(!out.success(), "plaintext login must fail: {}", out.stdout);
     assert!(
@@ -70,7 +70,7 @@ async fn psql_verify_full_connects_over_tls_and_plaintext_is_refused_under_requi
         .try_connect("app", "secret", "app")
         .await
         .expect_err("tokio-postgres without TLS is refused");
-    assert_eq!(error.code().map(|c| c.code()), Some("28000"));
+    assert_eq!(error.code().map(|c| c.code()), Some("08P01"));
 }
 
 #[tokio::test]
@@ -84,7 +84,7 @@ async fn psql_with_channel_binding_require_logs_in_with_scram_sha_256_plus() {
     let out = psql(&pgmux, &options, "select current_user");
     assert_eq!(out.assert_success().stdout.trim(), "app");
 
-    // Wrong password with binding: still an ordinary 28P01-style failure.
+    // Wrong password with binding: still an ordinary failed SCRAM exchange.
     let mut cmd = pgmux.tool_command(&postgres().bin("psql"), "app", "wrong", "app");
     cmd.args([
         "-X",
@@ -96,7 +96,7 @@ async fn psql_with_channel_binding_require_logs_in_with_scram_sha_256_plus() {
     let out = run_tool(&mut cmd, TOOL_TIMEOUT);
     assert!(!out.success());
     assert!(
-        out.stderr.contains("password authentication failed"),
+        out.stderr.contains("SASL authentication failed"),
         "{}",
         out.stderr
     );
@@ -176,6 +176,17 @@ async fn tokio_postgres_over_rustls_verifies_pgmux_and_binds_the_channel() {
         .unwrap_or_else(|e| panic!("{e:?}\n{}", pgmux.logs()));
     let row = client.query_one("select 1 + 1", &[]).await.unwrap();
     assert_eq!(row.get::<_, i32>(0), 2);
+    // PgBouncer's `tls=` field of the login line: version/cipher/key exchange.
+    // (TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519 with today's rustls defaults).
+    let logs = pgmux.logs();
+    let login = logs
+        .lines()
+        .find(|l| l.contains("login attempt: db=app user=app tls=TLSv1.3/TLS_"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        login.contains("/ECDH=") && login.ends_with(" replication=no"),
+        "{login}"
+    );
 
     // Another CA does not vouch for pgmux's certificate.
     let stranger = TestPki::new("unrelated CA");

@@ -93,12 +93,16 @@ fn pgbouncer_defaults_apply_when_the_ini_omits_them() {
 
 #[test]
 fn unsupported_settings_warn_once_each_and_defaults_stay_quiet() {
-    let (_, warnings) = load(&format!("{REALISTIC}so_reuseport = 1\n")).unwrap();
+    let (settings, warnings) =
+        load(&format!("{REALISTIC}tcp_keepcnt = 3\nso_reuseport = 1\n")).unwrap();
     let about = |needle: &str| warnings.iter().filter(|w| w.contains(needle)).count();
     assert_eq!(
-        about("setting so_reuseport is not supported by pgmux and is ignored"),
+        about("setting tcp_keepcnt is not supported by pgmux and is ignored"),
         1
     );
+    // so_reuseport is implemented: applied, without a warning.
+    assert!(settings.so_reuseport);
+    assert_eq!(about("so_reuseport"), 0);
     // log_connections = 1 is PgBouncer's default: nothing to warn about.
     assert_eq!(about("log_connections"), 0);
 }
@@ -158,10 +162,18 @@ fn comments_quoting_and_later_lines_override() {
 }
 
 #[test]
-fn peers_are_checked_then_ignored_with_one_warning() {
-    let (_, warnings) =
-        load("[peers]\n1 = host=/tmp/a\n2 = host=b port=6433\n[pgbouncer]\n").unwrap();
-    assert_eq!(warnings.iter().filter(|w| w.contains("[peers]")).count(), 1);
+fn peers_are_checked_and_become_peer_tables() {
+    let (settings, warnings) = load(
+        "[peers]\n1 = host=/tmp/a\n2 = host=b port=6433 pool_size=4\n[pgbouncer]\npeer_id = 1\n",
+    )
+    .unwrap();
+    assert_eq!(settings.peer_id, 1);
+    assert_eq!(settings.peers.len(), 2, "{:?}", settings.peers);
+    assert_eq!(
+        warnings.iter().filter(|w| w.contains("pool_size")).count(),
+        1,
+        "{warnings:?}"
+    );
     assert!(load("[peers]\n0 = host=a\n").is_err());
     assert!(load("[peers]\n1 = port=5\n").is_err());
 }
