@@ -12,8 +12,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::Settings;
+use crate::config::{Settings, SigtermShutdown};
 use crate::context::Shared;
+use crate::control::ShutdownMode;
 use crate::net::Stream;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +73,14 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
     let unix_loop =
         unix.map(|(listener, file)| (AcceptLoop::start(Arc::clone(&shared), listener), file));
 
-    let immediate = wait_for_shutdown(&shared).await?;
+    let mode = wait_for_shutdown(&shared).await?;
 
-    // Not ready from now on; idle clients are closed at their next transaction boundary.
-    shared.start_drain();
+    // Not ready from now on. Waiting for servers (and an immediate exit) closes idle
+    // clients at their next transaction boundary; waiting for clients leaves them be.
+    shared.stop_accepting();
+    if mode != ShutdownMode::WaitForClients {
+        shared.start_drain();
+    }
     // Stop listening. Connections the kernel already queued for us were accepted by the
     // client before we closed: serve them rather than let the close reset them (with
     // SO_REUSEPORT another instance takes every connection from here on).
@@ -86,7 +91,7 @@ pub async fn run(settings: Settings) -> Result<(), AppError> {
         unix_loop.stop_and_sweep(&shared).await;
         file.remove_if_ours();
     }
-    drain(&shared, local, immediate).await;
+    drain(&shared, local, mode).await;
     stats_ticker.abort();
     if let Some(task) = metrics_task {
         task.abort();
@@ -301,10 +306,11 @@ async fn back_off(error: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Serves SIGHUP reloads (and SIGUSR1 pause / SIGUSR2 resume) until SIGTERM, SIGINT or
-/// the admin console's SHUTDOWN (SIGQUIT exits at once); true when that was a plain SHUTDOWN (no drain).
-async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
-    use crate::control::{PauseMode, ShutdownMode};
+/// Serves SIGHUP reloads (and SIGUSR1 pause / SIGUSR2 resume) until SIGTERM, SIGINT,
+/// SIGQUIT or the admin console's SHUTDOWN, and says how to end: SIGQUIT and a plain
+/// SHUTDOWN at once, SIGINT waiting for servers, SIGTERM as `sigterm_shutdown` says.
+async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<ShutdownMode, AppError> {
+    use crate::control::PauseMode;
     let mut quit = signal(SignalKind::quit()).map_err(AppError::Signal)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
     let mut usr1 = signal(SignalKind::user_defined1()).map_err(AppError::Signal)?;
@@ -320,7 +326,7 @@ async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
             // PgBouncer's immediate shutdown: no drain, as the console's SHUTDOWN.
             _ = quit.recv() => {
                 tracing::info!("got SIGQUIT, fast exit");
-                return Ok(true);
+                return Ok(ShutdownMode::Immediate);
             }
             _ = usr1.recv() => {
                 tracing::info!("got SIGUSR1, pausing");
@@ -330,16 +336,22 @@ async fn wait_for_shutdown(shared: &Arc<Shared>) -> Result<bool, AppError> {
                 tracing::info!("got SIGUSR2, resuming");
                 shared.control.set_mode(PauseMode::None);
             }
-            mode = shared.control.shutdown() => {
-                return Ok(mode == ShutdownMode::Immediate);
-            }
+            mode = shared.control.shutdown() => return Ok(mode),
             _ = terminate.recv() => {
-                tracing::info!("got SIGTERM, shutting down");
-                return Ok(false);
+                return Ok(match shared.settings().sigterm_shutdown {
+                    SigtermShutdown::WaitForServers => {
+                        tracing::info!("got SIGTERM, shutting down, waiting for all servers connections to be released");
+                        ShutdownMode::WaitForServers
+                    }
+                    SigtermShutdown::WaitForClients => {
+                        tracing::info!("got SIGTERM, shutting down, waiting for all clients disconnect");
+                        ShutdownMode::WaitForClients
+                    }
+                });
             }
             _ = interrupt.recv() => {
-                tracing::info!("got SIGINT, shutting down");
-                return Ok(false);
+                tracing::info!("got SIGINT, shutting down, waiting for all servers connections to be released");
+                return Ok(ShutdownMode::WaitForServers);
             }
         }
     }
@@ -351,13 +363,13 @@ pub fn reload(shared: &Shared) {
     let _ = crate::admin::reload(shared);
 }
 
-/// Lets running transactions finish (idle clients are told "pooler is shutting down"),
-/// up to `shutdown_timeout`.
-async fn drain(shared: &Arc<Shared>, local: SocketAddr, immediate: bool) {
-    shared.start_drain();
+/// Waits, up to `shutdown_timeout`, for the clients to be gone: closed at their next
+/// transaction boundary ("pooler is shutting down") when waiting for servers, or leaving
+/// on their own when waiting for clients.
+async fn drain(shared: &Arc<Shared>, local: SocketAddr, mode: ShutdownMode) {
     let timeout = shared.settings().shutdown_timeout;
     let started = tokio::time::Instant::now();
-    while !immediate && shared.client_count() > 0 {
+    while mode != ShutdownMode::Immediate && shared.client_count() > 0 {
         if !timeout.is_zero() && started.elapsed() >= timeout {
             tracing::warn!(
                 clients = shared.client_count(),

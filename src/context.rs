@@ -35,6 +35,8 @@ pub struct Shared {
     user_counts: DashMap<String, Arc<SharedCount>>,
     server_ids: Arc<AtomicU64>,
     drain: DrainTrigger,
+    /// A shutdown has begun: the listeners close and `/ready` says no.
+    stopping: std::sync::atomic::AtomicBool,
     // Admin console, statistics and metrics (issue 3):
     /// Logged-in clients and their states.
     pub registry: Arc<crate::registry::Registry>,
@@ -70,6 +72,7 @@ impl Shared {
             user_counts: DashMap::new(),
             server_ids: Arc::new(AtomicU64::new(0)),
             drain,
+            stopping: Default::default(),
             registry: Default::default(),
             control: Default::default(),
             stats_clock: Default::default(),
@@ -102,6 +105,17 @@ impl Shared {
 
     pub fn is_draining(&self) -> bool {
         self.drain.subscribe().is_draining()
+    }
+
+    /// A shutdown begins: no new clients (idle ones may still be served, see
+    /// `start_drain`).
+    pub fn stop_accepting(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a shutdown has begun, drain or not: what `/ready` reports.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed) || self.is_draining()
     }
 
     pub fn pools(&self) -> Vec<Arc<Pool>> {

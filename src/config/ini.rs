@@ -420,6 +420,24 @@ impl Translator {
             out.push_str("# PgBouncer's default: no TCP listener, unix socket only.\n");
             out.push_str("listen_addr = \"\"\n");
         }
+        if !self
+            .settings
+            .iter()
+            .any(|(key, _)| key == "sigterm_shutdown")
+        {
+            out.push_str(
+                "# PgBouncer's SIGTERM: stop accepting, serve the clients there are until they\n\
+                 # leave (pooler.toml's default closes idle clients at transaction boundaries).\n",
+            );
+            out.push_str("sigterm_shutdown = \"wait_for_clients\"\n");
+        }
+        if !self
+            .settings
+            .iter()
+            .any(|(key, _)| key == "shutdown_timeout")
+        {
+            out.push_str("# PgBouncer waits for as long as that takes.\nshutdown_timeout = 0\n");
+        }
         for (key, value) in &self.settings {
             let _ = writeln!(out, "{key} = {value}");
         }

@@ -44,6 +44,7 @@ pub(crate) struct RawConfig {
     pub max_prepared_statements: Option<Scalar>,
     pub max_packet_size: Option<Scalar>,
     pub shutdown_timeout: Option<Scalar>,
+    pub sigterm_shutdown: Option<Scalar>,
     pub workers: Option<Scalar>,
     // TLS (see config/tls.rs)
     pub client_tls_sslmode: Option<Scalar>,

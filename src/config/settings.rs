@@ -124,6 +124,18 @@ impl LogFormat {
     }
 }
 
+/// What SIGTERM does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigtermShutdown {
+    /// The drain Kubernetes expects (pgmux's default): stop accepting, let running
+    /// transactions finish, close each idle client at a transaction boundary (SIGINT's
+    /// behaviour, PgBouncer's "safe shutdown").
+    WaitForServers,
+    /// PgBouncer's "super safe shutdown": stop accepting and keep serving the clients
+    /// there are until each has left (the default for a pgbouncer.ini).
+    WaitForClients,
+}
+
 /// A `pool_mode` or `auth_type` string that names no known variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownVariant;
@@ -215,8 +227,11 @@ pub struct Settings {
     pub max_prepared_statements: usize,
     /// Largest message a client may send after login, as in PgBouncer.
     pub max_packet_size: usize,
-    /// How long SIGTERM/SIGINT wait for running transactions before closing.
+    /// How long a shutdown waits (for running transactions, or for clients to leave)
+    /// before closing what is left; 0 waits as long as it takes.
     pub shutdown_timeout: Duration,
+    /// What SIGTERM does (SIGINT always waits for servers).
+    pub sigterm_shutdown: SigtermShutdown,
     /// Tokio worker threads; 0 = one per core.
     pub workers: usize,
     /// TLS towards clients and towards PostgreSQL.
@@ -315,6 +330,7 @@ impl Default for Settings {
             max_prepared_statements: 200,
             max_packet_size: 2_147_483_647,
             shutdown_timeout: Duration::from_secs(30),
+            sigterm_shutdown: SigtermShutdown::WaitForServers,
             workers: 0,
             tls: super::TlsSettings::default(),
             so_reuseport: false,

@@ -71,6 +71,7 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
         max_prepared_statements: setting!(max_prepared_statements, values::count),
         max_packet_size: setting!(max_packet_size, values::positive_count),
         shutdown_timeout: setting!(shutdown_timeout, values::duration),
+        sigterm_shutdown: setting!(sigterm_shutdown, values::sigterm_shutdown),
         workers: setting!(workers, values::count),
         tls,
         so_reuseport: setting!(so_reuseport, values::flag),

@@ -143,6 +143,15 @@ pub(crate) fn ssl_mode(value: &Scalar) -> Result<super::SslMode, Expected> {
         .ok_or(EXPECTED)
 }
 
+pub(crate) fn sigterm_shutdown(value: &Scalar) -> Result<super::SigtermShutdown, Expected> {
+    const EXPECTED: Expected = "one of \"wait_for_servers\", \"wait_for_clients\"";
+    match text(value).map_err(|_| EXPECTED)?.as_str() {
+        "wait_for_servers" => Ok(super::SigtermShutdown::WaitForServers),
+        "wait_for_clients" => Ok(super::SigtermShutdown::WaitForClients),
+        _ => Err(EXPECTED),
+    }
+}
+
 /// `peer_id`: 0 (peering off) up to the 14 bits the cancel key has room for.
 pub(crate) fn peer_id(value: &Scalar) -> Result<u16, Expected> {
     whole_number(value)

@@ -53,7 +53,7 @@ fn answer(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>>
             render(shared),
         ),
         "/health" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/ready" if shared.is_draining() => (
+        "/ready" if shared.is_stopping() => (
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "draining\n".to_owned(),

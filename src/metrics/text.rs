@@ -386,7 +386,7 @@ fn process(shared: &Shared, f: &mut Family<'_>) {
     f.sample(
         "pgmux_draining",
         &[],
-        f64::from(u8::from(shared.is_draining())),
+        f64::from(u8::from(shared.is_stopping())),
     );
     if let Ok(elapsed) = shared.started.elapsed() {
         f.head(

@@ -38,6 +38,7 @@ mod scale_out;
 mod scram_keys;
 mod session_only;
 mod session_settings;
+mod shutdown_modes;
 mod support;
 mod timeouts;
 mod tls_client;

@@ -77,6 +77,7 @@ pub(crate) const SUPPORTED: &[(&str, Kind)] = &[
     ("log_format", Kind::Text),
     ("metrics_listen", Kind::Text),
     ("shutdown_timeout", Kind::Seconds),
+    ("sigterm_shutdown", Kind::Text),
     ("workers", Kind::Integer),
 ];
 
