@@ -40,7 +40,6 @@ const MAX_CHECKED: usize = 64 * 1024;
 struct RelayLimits {
     query_timeout: Duration,
     idle_transaction_timeout: Duration,
-    client_idle_timeout: Duration,
     max_prepared_statements: usize,
     max_packet_size: usize,
 }
@@ -50,7 +49,6 @@ impl From<&Settings> for RelayLimits {
         RelayLimits {
             query_timeout: settings.query_timeout,
             idle_transaction_timeout: settings.idle_transaction_timeout,
-            client_idle_timeout: settings.client_idle_timeout,
             max_prepared_statements: settings.max_prepared_statements,
             max_packet_size: settings.max_packet_size,
         }
@@ -187,14 +185,8 @@ impl Session {
                 || Refusal::new(PROTOCOL_VIOLATION, reason::IDLE_TRANSACTION_TIMEOUT).from_server(),
             ));
         }
-        if self.mode == PoolMode::Session
-            && queue.is_idle()
-            && !settings.client_idle_timeout.is_zero()
-        {
-            return Some((last_client_activity + settings.client_idle_timeout, || {
-                Refusal::new(PROTOCOL_VIOLATION, reason::CLIENT_IDLE_TIMEOUT)
-            }));
-        }
+        // No client_idle_timeout here: as in PgBouncer, it closes only clients that hold
+        // no server, and a session-mode client holds its server all along.
         None
     }
 

@@ -74,6 +74,27 @@ async fn client_idle_timeout_disconnects_idle_clients() {
     assert!(client.batch_execute("select 1").await.is_err());
 }
 
+/// As in PgBouncer, client_idle_timeout spares a client that holds a server, which a
+/// session-mode client does for its whole session.
+#[tokio::test]
+async fn client_idle_timeout_spares_session_mode_clients() {
+    let _guard = harness::shared();
+    let pgmux = pgmux()
+        .setting("client_idle_timeout", "1")
+        .setting("pool_mode", "\"session\"")
+        .start()
+        .await;
+    let client = pgmux.app().await;
+    client.batch_execute("select 1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let n: i32 = client
+        .query_one("select 7", &[])
+        .await
+        .unwrap_or_else(|e| panic!("session client closed while idle: {e:?}"))
+        .get(0);
+    assert_eq!(n, 7);
+}
+
 #[tokio::test]
 async fn query_timeout_fails_long_queries() {
     let _guard = harness::shared();
