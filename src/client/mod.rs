@@ -29,10 +29,24 @@ use crate::context::Shared;
 use crate::net::Stream;
 use crate::protocol::builders::{self, Severity};
 pub use conn_log::ClientLog;
+use session::Session;
 
 /// Serves one accepted connection until it ends. Counts itself in `Shared::clients`.
-pub async fn serve(shared: Arc<Shared>, stream: Stream) {
-    let _count = ClientCount::new(&shared);
+///
+/// Not an `async fn`: an async fn keeps its arguments (and every local of the login)
+/// in the task for the client's whole life. The login runs in its own boxed future,
+/// freed once it is over, so an idle client's task holds little more than its session.
+pub fn serve(shared: Arc<Shared>, stream: Stream) -> impl std::future::Future<Output = ()> {
+    let login = Box::pin(log_in(shared, stream));
+    async move {
+        if let Some((_count, session)) = login.await {
+            session.run().await;
+        }
+    }
+}
+
+async fn log_in(shared: Arc<Shared>, stream: Stream) -> Option<(ClientCount, Box<Session>)> {
+    let count = ClientCount::new(&shared);
     let peer = stream.peer_description();
     // The id SHOW CLIENTS will list, taken now so the lines before login name it too.
     let log = ClientLog::new(
@@ -40,10 +54,8 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream) {
         &stream,
         shared.settings().listen_port,
     );
-    // Boxed: the login's state is large and short-lived; the task keeps only the session.
-    if let Some(session) = Box::pin(startup::accept(&shared, stream, &peer, log)).await {
-        session.run().await;
-    }
+    let session = startup::accept(&shared, stream, &peer, log).await?;
+    Some((count, session))
 }
 
 struct ClientCount(Arc<Shared>);

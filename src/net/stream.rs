@@ -35,18 +35,27 @@ impl Stream {
     /// `WouldBlock`. An idle TLS client keeps rustls's (small) buffers: unlike a plain
     /// socket it is not free, but costs a few kilobytes.
     pub async fn readable(&mut self) -> io::Result<()> {
+        // A poll function, not tokio's `readable()` futures: those keep a waiter node
+        // (about 170 bytes) in every idle client's task; the socket's own read-waker slot
+        // serves one reader just as well.
+        std::future::poll_fn(|cx| self.poll_readable(cx)).await
+    }
+
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            Stream::Tcp(s) => s.readable().await,
-            Stream::Unix(s) => s.readable().await,
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Unix(s) => s.poll_read_ready(cx),
             Stream::Tls(s) => {
-                std::future::poll_fn(|cx| push_pending(s, cx)).await?;
+                if let Poll::Ready(Err(error)) = push_pending(s, cx) {
+                    return Poll::Ready(Err(error));
+                }
                 let (socket, state) = s.get_ref();
                 if !state.wants_read() {
-                    return Ok(());
+                    return Poll::Ready(Ok(()));
                 }
-                socket.readable().await
+                socket.poll_read_ready(cx)
             }
-            Stream::Closed => Err(closed()),
+            Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
 
