@@ -42,9 +42,9 @@ impl ClientState {
 /// socket, whose port is the listening port).
 #[derive(Debug, Clone, Default)]
 pub struct Endpoints {
-    pub addr: String,
+    pub addr: Arc<str>,
     pub port: u16,
-    pub local_addr: String,
+    pub local_addr: Arc<str>,
     pub local_port: u16,
 }
 
@@ -56,9 +56,9 @@ impl Endpoints {
                 let peer = socket.peer_addr().ok();
                 let local = socket.local_addr().ok();
                 Endpoints {
-                    addr: peer.map(|a| a.ip().to_string()).unwrap_or_default(),
+                    addr: peer.map_or_else(|| "".into(), |a| a.ip().to_string().into()),
                     port: peer.map(|a| a.port()).unwrap_or(0),
-                    local_addr: local.map(|a| a.ip().to_string()).unwrap_or_default(),
+                    local_addr: local.map_or_else(|| "".into(), |a| a.ip().to_string().into()),
                     local_port: local.map(|a| a.port()).unwrap_or(0),
                 }
             }
@@ -81,17 +81,18 @@ pub struct ClientNow {
     pub wait_started: Option<Instant>,
     /// The server it holds (0: none).
     pub link: u64,
-    pub application_name: String,
+    pub application_name: Arc<str>,
 }
 
 #[derive(Debug)]
 pub struct ClientInfo {
     /// PgBouncer's `id` column and the argument of `KILL_CLIENT`.
     pub id: u64,
-    pub database: String,
-    pub user: String,
+    /// Shared with every client of the same names (see `Registry::name`).
+    pub database: Arc<str>,
+    pub user: Arc<str>,
     /// The user of the pool the client draws from (a database's forced user, or `user`).
-    pub pool_user: String,
+    pub pool_user: Arc<str>,
     pub endpoints: Endpoints,
     pub connect_time: SystemTime,
     now: Mutex<ClientNow>,
@@ -123,8 +124,8 @@ impl ClientInfo {
         now.wait_started = None;
         now.link = server_id;
         if let Some(name) = application_name {
-            if now.application_name != name {
-                now.application_name = name.to_owned();
+            if *now.application_name != *name {
+                now.application_name = Arc::from(name);
             }
         }
     }
@@ -136,8 +137,8 @@ impl ClientInfo {
         now.wait_started = None;
         now.link = 0;
         if let Some(name) = application_name {
-            if now.application_name != name {
-                now.application_name = name.to_owned();
+            if *now.application_name != *name {
+                now.application_name = Arc::from(name);
             }
         }
     }
@@ -165,7 +166,14 @@ impl ClientInfo {
 pub struct Registry {
     clients: DashMap<u64, Arc<ClientInfo>>,
     next_id: AtomicU64,
+    /// Database and user names, one copy each: thousands of clients share a few names.
+    /// Only names that passed a login get here, so the set stays as small as the
+    /// configuration (or the roles auth_query admits).
+    names: Mutex<std::collections::HashSet<Arc<str>>>,
 }
+
+/// Below this many shared names, none are pruned.
+const NAMES_PRUNED_AT: usize = 64;
 
 /// What a new client entry is made of.
 pub struct NewClient<'a> {
@@ -180,6 +188,22 @@ pub struct NewClient<'a> {
 }
 
 impl Registry {
+    /// The shared copy of `name` (a database, user or address).
+    pub fn name(&self, name: &str) -> Arc<str> {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = names.get(name) {
+            return Arc::clone(known);
+        }
+        // Names nobody holds any more go before the set doubles, so it stays the size of
+        // what is in use (client addresses come and go).
+        if names.len() >= NAMES_PRUNED_AT.max(names.capacity()) {
+            names.retain(|known| Arc::strong_count(known) > 1);
+        }
+        let shared: Arc<str> = Arc::from(name);
+        names.insert(Arc::clone(&shared));
+        shared
+    }
+
     /// Ids for clients and admin sessions alike, so KILL_CLIENT can never hit the wrong one.
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
@@ -190,17 +214,21 @@ impl Registry {
         let now = SystemTime::now();
         let info = Arc::new(ClientInfo {
             id,
-            database: client.database.to_owned(),
-            user: client.user.to_owned(),
-            pool_user: client.pool_user.to_owned(),
-            endpoints: client.endpoints,
+            database: self.name(client.database),
+            user: self.name(client.user),
+            pool_user: self.name(client.pool_user),
+            endpoints: Endpoints {
+                addr: self.name(&client.endpoints.addr),
+                local_addr: self.name(&client.endpoints.local_addr),
+                ..client.endpoints
+            },
             connect_time: now,
             now: Mutex::new(ClientNow {
                 state: ClientState::Idle,
                 request_time: now,
                 wait_started: None,
                 link: 0,
-                application_name: client.application_name.to_owned(),
+                application_name: self.name(client.application_name),
             }),
             kill: Notify::new(),
             kill_reason: Mutex::new(None),
@@ -280,6 +308,23 @@ mod tests {
         assert_eq!(
             format_time(SystemTime::UNIX_EPOCH),
             "1970-01-01 00:00:00 UTC"
+        );
+    }
+
+    #[test]
+    fn names_are_shared_and_unheld_ones_are_pruned() {
+        let registry = Registry::default();
+        let app = registry.name("app");
+        assert!(Arc::ptr_eq(&app, &registry.name("app")));
+        // Addresses of clients long gone do not pile up.
+        for n in 0..10 * NAMES_PRUNED_AT {
+            registry.name(&format!("10.0.{}.{}", n / 256, n % 256));
+        }
+        let held = registry.names.lock().unwrap().len();
+        assert!(held <= 2 * NAMES_PRUNED_AT + 1, "{held} names kept");
+        assert!(
+            Arc::ptr_eq(&app, &registry.name("app")),
+            "a held name survives"
         );
     }
 }

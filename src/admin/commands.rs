@@ -175,7 +175,7 @@ fn kill(console: &Console, arg: &str) -> Result<Reply, AdminError> {
     for client in console.shared.registry.clients() {
         let hit = scope
             .as_deref()
-            .map_or(!is_console(&client.database), |db| db == client.database);
+            .map_or(!is_console(&client.database), |db| *db == *client.database);
         if hit {
             client.kill("database removed");
         }

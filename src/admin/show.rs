@@ -139,7 +139,7 @@ fn client_counts(console: &Console) -> BTreeMap<(String, String), ClientCounts> 
     for client in console.shared.registry.clients() {
         let now = client.now();
         let entry = counts
-            .entry((client.database.clone(), client.pool_user.clone()))
+            .entry((client.database.to_string(), client.pool_user.to_string()))
             .or_default();
         match now.state {
             ClientState::Waiting => {
@@ -264,7 +264,7 @@ fn databases(console: &Console) -> ResultSet {
     let settings = console.shared.settings();
     let pools = sorted_pools(console);
     let clients = console.shared.registry.clients();
-    let client_count = |db: &str| clients.iter().filter(|c| c.database == db).count();
+    let client_count = |db: &str| clients.iter().filter(|c| &*c.database == db).count();
     let control = &console.shared.control;
     let mut rows: Vec<(String, Vec<Value>)> = vec![(
         CONSOLE_NAME.into(),
@@ -357,7 +357,7 @@ fn users(console: &Console) -> ResultSet {
             settings.max_user_connections_for(name).into(),
             servers.into(),
             0i32.into(),
-            clients.iter().filter(|c| c.user == name).count().into(),
+            clients.iter().filter(|c| &*c.user == name).count().into(),
         ]);
     }
     set

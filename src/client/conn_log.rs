@@ -8,6 +8,7 @@
 //! `log_disconnections`, `log_pooler_errors`), read when the line is written so that a
 //! RELOAD or `SET` on the console takes effect for connections already open.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Settings;
@@ -21,8 +22,8 @@ pub struct ClientLog {
     pub id: u64,
     addr: String,
     /// The database of the client's pool, once login found one.
-    database: Option<String>,
-    user: Option<String>,
+    database: Option<Arc<str>>,
+    user: Option<Arc<str>>,
     connected_at: Instant,
 }
 
@@ -63,8 +64,14 @@ impl ClientLog {
     /// From the startup packet on, lines name the user; the database only when it exists
     /// (PgBouncer prints `(nodb)` for an unknown one).
     pub fn identify(&mut self, database: Option<&str>, user: &str) {
-        self.database = database.map(str::to_owned);
-        self.user = Some(user.to_owned());
+        self.database = database.map(Arc::from);
+        self.user = Some(Arc::from(user));
+    }
+
+    /// Once logged in: the registry's shared copies of the names, not the client's own.
+    pub fn share_names(&mut self, database: &Arc<str>, user: &Arc<str>) {
+        self.database = Some(Arc::clone(database));
+        self.user = Some(Arc::clone(user));
     }
 
     fn conn(&self) -> Conn<'_> {

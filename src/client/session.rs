@@ -54,7 +54,7 @@ pub struct Session {
     cancel_key: (i32, i32),
     cancel: Arc<CancelSlot>,
     pub(super) drain: Drain,
-    database: String,
+    database: Arc<str>,
     /// The client's PgBouncer-format log lines.
     log: ClientLog,
     /// How the client left: Terminate ("client close request") or a closed socket.
@@ -76,7 +76,7 @@ pub(super) enum Relayed {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, stream: Stream, login: Login, log: ClientLog) -> Session {
+    pub fn new(shared: Arc<Shared>, stream: Stream, login: Login, mut log: ClientLog) -> Session {
         let config = shared.settings();
         let mode = config.pool_mode_for(&login.database, &login.user);
         let (cancel_key, cancel) = shared.cancels.register();
@@ -89,6 +89,8 @@ impl Session {
             endpoints: crate::registry::Endpoints::of(&stream, config.listen_port),
             application_name: login.params.get("application_name").unwrap_or(""),
         });
+        log.share_names(&client.info.database, &client.info.user);
+        let database = Arc::clone(&client.info.database);
         Session {
             client,
             shared,
@@ -107,7 +109,7 @@ impl Session {
             cancel_key,
             cancel,
             drain,
-            database: login.database,
+            database,
             log,
             left: reason::CLIENT_CLOSE_REQUEST,
             server_sent_fatal: false,

@@ -75,7 +75,7 @@ fn pools(shared: &Shared, f: &mut Family<'_>) {
     for client in shared.registry.clients() {
         let now = client.now();
         let entry = clients
-            .entry((client.database.clone(), client.pool_user.clone()))
+            .entry((client.database.to_string(), client.pool_user.to_string()))
             .or_default();
         if now.state == ClientState::Waiting {
             entry.1 += 1;

@@ -386,7 +386,7 @@ impl Pool {
         let id = self.server_ids.fetch_add(1, Ordering::Relaxed) + 1;
         let timeout = self.lock().limits.server_connect_timeout;
         let target_end = Endpoints {
-            addr: self.target.host.clone(),
+            addr: self.target.host.as_str().into(),
             port: self.target.port,
             ..Endpoints::default()
         };
