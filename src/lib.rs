@@ -21,5 +21,6 @@ pub mod server;
 pub mod shutdown;
 pub mod statements;
 pub mod stats;
+pub mod syslog;
 pub mod tls;
 pub mod version;

@@ -9,14 +9,18 @@ use std::sync::Mutex;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::syslog::Syslog;
+
 struct Targets {
     stderr: bool,
     file: Option<(PathBuf, File)>,
+    syslog: Option<Syslog>,
 }
 
 static TARGETS: Mutex<Targets> = Mutex::new(Targets {
     stderr: true,
     file: None,
+    syslog: None,
 });
 
 fn targets() -> std::sync::MutexGuard<'static, Targets> {
@@ -89,6 +93,23 @@ pub fn reopen(path: Option<&Path>) {
     }
 }
 
+/// Starts, retargets or (with `None`) stops sending lines to syslog: PgBouncer's
+/// `syslog`, `syslog_ident` and `syslog_facility`, at startup and on reload. A daemon that
+/// cannot be reached is reported and the other targets go on.
+pub fn set_syslog(settings: &crate::config::Settings) {
+    let syslog = settings.syslog.as_ref().and_then(|wanted| {
+        Syslog::connect(&wanted.socket, &wanted.ident, wanted.facility)
+            .map_err(|error| {
+                tracing::error!(
+                    "cannot reach syslog at {}: {error}",
+                    wanted.socket.display()
+                )
+            })
+            .ok()
+    });
+    targets().syslog = syslog;
+}
+
 fn open(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
@@ -99,13 +120,17 @@ impl<'a> MakeWriter<'a> for LogWriter {
     type Writer = LineWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter(Vec::with_capacity(256))
+        LineWriter(Vec::with_capacity(256), tracing::Level::INFO)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        LineWriter(Vec::with_capacity(256), *meta.level())
     }
 }
 
 /// Buffers one event and writes it whole to each target when dropped, so lines from
-/// different threads never interleave.
-pub struct LineWriter(Vec<u8>);
+/// different threads never interleave. The level becomes syslog's severity.
+pub struct LineWriter(Vec<u8>, tracing::Level);
 
 impl Write for LineWriter {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
@@ -129,6 +154,9 @@ impl Drop for LineWriter {
         }
         if let Some((_, file)) = targets.file.as_mut() {
             let _ = file.write_all(&self.0);
+        }
+        if let Some(syslog) = &targets.syslog {
+            syslog.send(self.1, &self.0);
         }
     }
 }

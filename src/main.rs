@@ -141,6 +141,7 @@ fn prepare_process(settings: &pgmux::config::Settings, daemon: bool) -> Result<(
         pgmux::logging::set_logfile(Some(logfile))
             .map_err(|error| format!("cannot open logfile {}: {error}", logfile.display()))?;
     }
+    pgmux::logging::set_syslog(settings);
     if let Some(pidfile) = &settings.pidfile {
         pgmux::process::check_pidfile(pidfile)?;
     }

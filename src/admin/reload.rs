@@ -19,7 +19,9 @@ pub const RESTART_ONLY: [&str; 8] = [
 
 pub fn reload(shared: &Shared) -> Result<(), String> {
     let outcome = reread(shared);
-    crate::logging::reopen(shared.settings().logfile.as_deref());
+    let settings = shared.settings();
+    crate::logging::reopen(settings.logfile.as_deref());
+    crate::logging::set_syslog(&settings);
     outcome
 }
 

@@ -420,23 +420,27 @@ impl Translator {
             out.push_str("# PgBouncer's default: no TCP listener, unix socket only.\n");
             out.push_str("listen_addr = \"\"\n");
         }
-        if !self
-            .settings
-            .iter()
-            .any(|(key, _)| key == "sigterm_shutdown")
-        {
-            out.push_str(
+        // PgBouncer's behaviour where pgmux's own defaults differ.
+        let pgbouncer_defaults = [
+            (
+                "sigterm_shutdown",
                 "# PgBouncer's SIGTERM: stop accepting, serve the clients there are until they\n\
-                 # leave (pooler.toml's default closes idle clients at transaction boundaries).\n",
-            );
-            out.push_str("sigterm_shutdown = \"wait_for_clients\"\n");
-        }
-        if !self
-            .settings
-            .iter()
-            .any(|(key, _)| key == "shutdown_timeout")
-        {
-            out.push_str("# PgBouncer waits for as long as that takes.\nshutdown_timeout = 0\n");
+                 # leave (pooler.toml's default closes idle clients at transaction boundaries).\n\
+                 sigterm_shutdown = \"wait_for_clients\"\n",
+            ),
+            (
+                "shutdown_timeout",
+                "# PgBouncer waits for as long as that takes.\nshutdown_timeout = 0\n",
+            ),
+            (
+                "syslog_ident",
+                "# PgBouncer's syslog tag.\nsyslog_ident = \"pgbouncer\"\n",
+            ),
+        ];
+        for (key, text) in pgbouncer_defaults {
+            if !self.settings.iter().any(|(set, _)| set == key) {
+                out.push_str(text);
+            }
         }
         for (key, value) in &self.settings {
             let _ = writeln!(out, "{key} = {value}");

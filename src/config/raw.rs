@@ -63,6 +63,10 @@ pub(crate) struct RawConfig {
     pub auth_query: Option<Scalar>,
     pub auth_dbname: Option<Scalar>,
     pub logfile: Option<Scalar>,
+    pub syslog: Option<Scalar>,
+    pub syslog_ident: Option<Scalar>,
+    pub syslog_facility: Option<Scalar>,
+    pub syslog_socket: Option<Scalar>,
     pub pidfile: Option<Scalar>,
     pub user: Option<Scalar>,
     // Admin console, statistics, metrics and logging (issue 3).

@@ -124,6 +124,15 @@ impl LogFormat {
     }
 }
 
+/// PgBouncer's `syslog_ident` and `syslog_facility`, and the daemon's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogSettings {
+    pub ident: String,
+    /// syslog(3)'s facility code (`daemon` = 3, `local0` = 16 …).
+    pub facility: u8,
+    pub socket: PathBuf,
+}
+
 /// What SIGTERM does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigtermShutdown {
@@ -267,6 +276,8 @@ pub struct Settings {
     pub auth_dbname: Option<String>,
     /// Log to this file as well as stderr (`-q`/`-d` silence stderr).
     pub logfile: Option<PathBuf>,
+    /// Also log to syslog (PgBouncer's `syslog = 1`), tagged and sent as this says.
+    pub syslog: Option<SyslogSettings>,
     /// Written with the process id at startup when daemonizing (`-d`).
     pub pidfile: Option<PathBuf>,
     /// The OS user to switch to after binding (PgBouncer's `user`; `-u` on the command line).
@@ -352,6 +363,7 @@ impl Default for Settings {
             auth_query: DEFAULT_AUTH_QUERY.to_owned(),
             auth_dbname: None,
             logfile: None,
+            syslog: None,
             pidfile: None,
             user: None,
         }

@@ -7,13 +7,14 @@ use super::database_url::{self, ConnectionParts};
 use super::error::ConfigError;
 use super::provenance::Provenance;
 use super::raw::{RawConfig, RawDatabase, RawPeer, RawUser, Scalar, StringList};
-use super::settings::{DatabaseSettings, PeerSettings, Settings, UserSettings};
+use super::settings::{DatabaseSettings, PeerSettings, Settings, SyslogSettings, UserSettings};
 use super::values;
 use super::TlsSettings;
 
 pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, ConfigError> {
     let defaults = Settings::default();
     let tls = tls(&raw, at)?;
+    let syslog = syslog(&raw, at)?;
     let list =
         |value: Option<StringList>, default: Vec<String>| value.map_or(default, |list| list.0);
     macro_rules! setting {
@@ -120,6 +121,7 @@ pub(crate) fn settings(raw: RawConfig, at: &Provenance) -> Result<Settings, Conf
             values::non_empty_text,
         )?,
         logfile: optional_path(at, "logfile", raw.logfile.as_ref())?,
+        syslog,
         pidfile: optional_path(at, "pidfile", raw.pidfile.as_ref())?,
         user: at.convert("user", raw.user.as_ref(), values::non_empty_text)?,
     })
@@ -331,4 +333,41 @@ fn tls(raw: &RawConfig, at: &Provenance) -> Result<TlsSettings, ConfigError> {
         ));
     }
     Ok(tls)
+}
+
+/// PgBouncer's `syslog`, `syslog_ident` (default `pgmux`; a translated pgbouncer.ini
+/// keeps PgBouncer's `pgbouncer`) and `syslog_facility` (default `daemon`), and
+/// `syslog_socket`, the daemon's socket (default `/dev/log`).
+fn syslog(raw: &RawConfig, at: &Provenance) -> Result<Option<SyslogSettings>, ConfigError> {
+    let facility_name = at
+        .convert(
+            "syslog_facility",
+            raw.syslog_facility.as_ref(),
+            values::text,
+        )?
+        .unwrap_or_else(|| "daemon".to_owned());
+    let facility = crate::syslog::facility_code(&facility_name).ok_or_else(|| {
+        at.invalid(
+            "syslog_facility",
+            "must be one of auth, authpriv, daemon, user, local0 … local7 (or another syslog facility)",
+        )
+    })?;
+    let wanted = at
+        .convert("syslog", raw.syslog.as_ref(), values::flag)?
+        .unwrap_or(false);
+    if !wanted {
+        return Ok(None);
+    }
+    Ok(Some(SyslogSettings {
+        ident: at
+            .convert(
+                "syslog_ident",
+                raw.syslog_ident.as_ref(),
+                values::non_empty_text,
+            )?
+            .unwrap_or_else(|| "pgmux".to_owned()),
+        facility,
+        socket: optional_path(at, "syslog_socket", raw.syslog_socket.as_ref())?
+            .unwrap_or_else(|| PathBuf::from("/dev/log")),
+    }))
 }

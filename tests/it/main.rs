@@ -40,6 +40,7 @@ mod session_only;
 mod session_settings;
 mod shutdown_modes;
 mod support;
+mod syslog;
 mod timeouts;
 mod tls_client;
 mod tls_server;

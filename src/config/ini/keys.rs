@@ -69,6 +69,9 @@ pub(crate) const SUPPORTED: &[(&str, Kind)] = &[
     ("server_tls_sslmode", Kind::Text),
     ("so_reuseport", Kind::Flag),
     ("stats_period", Kind::Seconds),
+    ("syslog", Kind::Flag),
+    ("syslog_facility", Kind::Text),
+    ("syslog_ident", Kind::Text),
     ("stats_users", Kind::List),
     ("track_extra_parameters", Kind::List),
     ("unix_socket_dir", Kind::Text),
@@ -78,6 +81,7 @@ pub(crate) const SUPPORTED: &[(&str, Kind)] = &[
     ("metrics_listen", Kind::Text),
     ("shutdown_timeout", Kind::Seconds),
     ("sigterm_shutdown", Kind::Text),
+    ("syslog_socket", Kind::Text),
     ("workers", Kind::Integer),
 ];
 
@@ -114,9 +118,6 @@ pub(crate) const IGNORED: &[(&str, &str)] = &[
     ("server_tls_protocols", "secure"),
     ("service_name", ""),
     ("suspend_timeout", "10"),
-    ("syslog", "0"),
-    ("syslog_facility", "daemon"),
-    ("syslog_ident", "pgbouncer"),
     ("tcp_defer_accept", "1"),
     ("tcp_keepalive", "1"),
     ("tcp_keepcnt", "0"),
