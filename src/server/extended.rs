@@ -7,7 +7,7 @@ use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 use tokio::io::AsyncWriteExt;
 
-use super::{data_row, error_message, Row, ServerConn, ServerError};
+use super::{Row, ServerConn, ServerError};
 
 /// Parameters are sent as text with their type left for the server to infer (OID 0),
 /// as PgBouncer does for its auth_query.
@@ -43,24 +43,7 @@ impl ServerConn {
         frontend::execute("", 0, &mut out).map_err(protocol)?;
         frontend::sync(&mut out);
         self.stream.write_all(&out).await?;
-
-        let mut failure = None;
-        let mut rows = Vec::new();
-        loop {
-            let (tag, body) = self.read_message().await?;
-            match tag {
-                b'Z' => {
-                    return match failure {
-                        Some(message) => Err(ServerError::Query(message)),
-                        None => Ok(rows),
-                    }
-                }
-                b'D' => rows.push(data_row(&body)?),
-                b'E' => failure = Some(error_message(&body)),
-                b'S' => self.note_parameter(&body),
-                // ParseComplete, BindComplete, CommandComplete, notices.
-                _ => {}
-            }
-        }
+        let (_, rows) = self.rows_until_ready().await?;
+        Ok(rows)
     }
 }

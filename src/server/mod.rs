@@ -83,6 +83,12 @@ impl ServerConn {
         let mut out = BytesMut::new();
         builders::query(&mut out, sql);
         self.stream.write_all(&out).await?;
+        self.rows_until_ready().await
+    }
+
+    /// Reads the replies to statements just sent up to ReadyForQuery: the rows' text
+    /// values and the transaction status, or the first error's message.
+    pub(crate) async fn rows_until_ready(&mut self) -> Result<(u8, Vec<Row>), ServerError> {
         let mut failure = None;
         let mut rows = Vec::new();
         loop {
@@ -98,6 +104,7 @@ impl ServerConn {
                 b'D' => rows.push(data_row(&body)?),
                 b'E' => failure = Some(error_message(&body)),
                 b'S' => self.note_parameter(&body),
+                // ParseComplete, BindComplete, CommandComplete, notices.
                 _ => {}
             }
         }
