@@ -62,12 +62,15 @@ impl Endpoints {
                     local_port: local.map(|a| a.port()).unwrap_or(0),
                 }
             }
-            None => Endpoints {
-                addr: "unix".into(),
-                port: unix_port,
-                local_addr: "unix".into(),
-                local_port: unix_port,
-            },
+            None => {
+                let port = stream.unix_port().unwrap_or(unix_port);
+                Endpoints {
+                    addr: "unix".into(),
+                    port,
+                    local_addr: "unix".into(),
+                    local_port: port,
+                }
+            }
         }
     }
 }

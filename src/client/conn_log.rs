@@ -36,15 +36,7 @@ impl ClientLog {
                     .ok()
                     .and_then(|cred| cred.pid())
                     .and_then(|pid| u32::try_from(pid).ok());
-                // The port in the socket's name: `listen_port = 0` lets the kernel pick.
-                let port = socket
-                    .local_addr()
-                    .ok()
-                    .and_then(|addr| {
-                        let name = addr.as_pathname()?.file_name()?.to_str()?.to_owned();
-                        name.strip_prefix(".s.PGSQL.")?.parse().ok()
-                    })
-                    .unwrap_or(listen_port);
+                let port = stream.unix_port().unwrap_or(listen_port);
                 logfmt::unix_peer(pid, port)
             }
             other => match other.tcp_socket().and_then(|s| s.peer_addr().ok()) {

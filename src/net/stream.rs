@@ -133,6 +133,17 @@ impl Stream {
         }
     }
 
+    /// For a unix socket, the port in its name (`.s.PGSQL.<port>`): with `listen_port = 0`
+    /// the kernel picked it, and the setting says 0.
+    pub fn unix_port(&self) -> Option<u16> {
+        let Stream::Unix(socket) = self else {
+            return None;
+        };
+        let addr = socket.local_addr().ok()?;
+        let name = addr.as_pathname()?.file_name()?.to_str()?;
+        name.strip_prefix(".s.PGSQL.")?.parse().ok()
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }

@@ -80,3 +80,40 @@ async fn without_the_unix_socket_or_as_another_name_a_password_is_needed() {
         0
     );
 }
+
+/// A unix-socket client appears in SHOW CLIENTS with the port pgmux really listens on
+/// (`listen_port = 0` in the harness lets the kernel pick one), as PgBouncer shows it.
+#[tokio::test]
+async fn show_clients_lists_unix_socket_clients_on_the_real_port() {
+    let _guard = harness::shared();
+    let pgmux = pgmux().start().await;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host_path(pgmux.socket_dir())
+        .port(pgmux.port())
+        .user("app")
+        .password("secret")
+        .dbname("app");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.simple_query("select 1").await.unwrap();
+
+    let socket_dir = pgmux.socket_dir().display().to_string();
+    let clients = console_psql(&pgmux, &socket_dir, "pgbouncer", "SHOW CLIENTS");
+    clients.assert_success();
+    let row = clients
+        .stdout
+        .lines()
+        .find(|line| line.contains("|app|app|") || line.starts_with("C|app|app|"))
+        .unwrap_or_else(|| panic!("no client row:\n{}", clients.stdout));
+    let columns: Vec<&str> = row.split('|').collect();
+    // type, user, database, replication, state, addr, port, local_addr, local_port …
+    let port = pgmux.port().to_string();
+    assert!(
+        columns
+            .windows(2)
+            .any(|pair| pair == ["unix", port.as_str()]),
+        "{row}"
+    );
+    assert_ne!(pgmux.port(), 0);
+}
