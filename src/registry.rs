@@ -172,7 +172,15 @@ pub struct Registry {
     /// Database and user names, one copy each: thousands of clients share a few names.
     /// Only names that passed a login get here, so the set stays as small as the
     /// configuration (or the roles auth_query admits).
-    names: Mutex<std::collections::HashSet<Arc<str>>>,
+    names: Mutex<Names>,
+}
+
+#[derive(Debug, Default)]
+struct Names {
+    shared: std::collections::HashSet<Arc<str>>,
+    /// The set's size at which names nobody holds are dropped: twice what was still held
+    /// after the last pruning, so pruning costs O(1) per name added.
+    prune_at: usize,
 }
 
 /// Below this many shared names, none are pruned.
@@ -194,16 +202,17 @@ impl Registry {
     /// The shared copy of `name` (a database, user or address).
     pub fn name(&self, name: &str) -> Arc<str> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(known) = names.get(name) {
+        if let Some(known) = names.shared.get(name) {
             return Arc::clone(known);
         }
-        // Names nobody holds any more go before the set doubles, so it stays the size of
-        // what is in use (client addresses come and go).
-        if names.len() >= NAMES_PRUNED_AT.max(names.capacity()) {
-            names.retain(|known| Arc::strong_count(known) > 1);
+        // Names nobody holds any more go, so the set stays about the size of what is in
+        // use (client addresses come and go).
+        if names.shared.len() >= names.prune_at.max(NAMES_PRUNED_AT) {
+            names.shared.retain(|known| Arc::strong_count(known) > 1);
+            names.prune_at = 2 * names.shared.len();
         }
         let shared: Arc<str> = Arc::from(name);
-        names.insert(Arc::clone(&shared));
+        names.shared.insert(Arc::clone(&shared));
         shared
     }
 
@@ -323,7 +332,7 @@ mod tests {
         for n in 0..10 * NAMES_PRUNED_AT {
             registry.name(&format!("10.0.{}.{}", n / 256, n % 256));
         }
-        let held = registry.names.lock().unwrap().len();
+        let held = registry.names.lock().unwrap().shared.len();
         assert!(held <= 2 * NAMES_PRUNED_AT + 1, "{held} names kept");
         assert!(
             Arc::ptr_eq(&app, &registry.name("app")),
