@@ -171,13 +171,6 @@ async fn log_in(
         ));
     }
     let requested = requested_params(&startup, settings, peer)?;
-    if !known_database {
-        log.login_failed(settings, &database, &user);
-        return Err(Refusal::new(
-            PROTOCOL_VIOLATION,
-            reason::no_such_database(&database),
-        ));
-    }
     let looked_up = auth::look_up(shared, settings, &database, &user, peer).await?;
     auth::authenticate(
         shared,
@@ -192,6 +185,15 @@ async fn log_in(
         channel_binding.as_deref(),
     )
     .await?;
+    // Only now, as PgBouncer does: a client that cannot log in learns nothing about which
+    // databases exist.
+    if !known_database {
+        log.login_failed(settings, &database, &user);
+        return Err(Refusal::new(
+            PROTOCOL_VIOLATION,
+            reason::no_such_database(&database),
+        ));
+    }
     let pool = shared
         .pool_for(&database, &user)
         .map_err(|PoolLookup::NoSuchDatabase| {

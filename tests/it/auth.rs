@@ -152,6 +152,19 @@ async fn unknown_database_is_refused_in_pgbouncers_words() {
         (sqlstate(&error), message(&error)),
         ("08P01".into(), "no such database: nosuchdb".into())
     );
+    // Only a client that proved its password learns that: anyone else gets the password
+    // failure, whether or not the database exists.
+    for database in ["nosuchdb", "app"] {
+        let error = pgmux
+            .try_connect("app", "wrong", database)
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            (sqlstate(&error), message(&error)),
+            ("08P01".into(), "SASL authentication failed".into()),
+            "{database}"
+        );
+    }
 }
 
 #[tokio::test]
