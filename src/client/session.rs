@@ -4,6 +4,8 @@
 //! until the reply queue says the server may go back ─▶ release (transaction and
 //! statement mode) or keep (session mode) ─▶ idle.
 
+mod checkout;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,18 +16,18 @@ use super::prepared::ClientStatements;
 use super::settings::SessionSettings;
 use super::startup::Login;
 use super::{ClientLog, Refusal};
-use crate::cancel::{CancelSlot, ServerKey};
+use crate::cancel::CancelSlot;
 use crate::config::{PoolMode, Settings};
 use crate::context::{ClientSlot, Shared};
 use crate::logfmt::reason;
 use crate::net::Stream;
-use crate::params::{Params, SyncPlan};
-use crate::pool::{CheckoutError, Pool, PooledServer};
+use crate::params::Params;
+use crate::pool::{Pool, PooledServer};
 use crate::protocol::builders;
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION};
 use crate::protocol::FrameCursor;
 use crate::shutdown::Drain;
-use crate::stats::PoolStats;
+pub(super) use checkout::note_client_parameter;
 
 /// How much is read from a client socket at once.
 pub(super) const CLIENT_READ: usize = 8 * 1024;
@@ -254,96 +256,6 @@ impl Session {
         Ok(self.buf[0] != b'X')
     }
 
-    /// A server for the next transaction, with this client's parameters applied.
-    async fn checkout(&mut self) -> Result<PooledServer, Refusal> {
-        let asked = Instant::now();
-        // Issue 3: the registry shows the client waiting; PAUSE/SUSPEND hold it here.
-        self.client.info.set_waiting();
-        self.shared.control.wait_released(&self.database).await;
-        let mut server = self.pool.checkout().await.map_err(|error| match error {
-            CheckoutError::QueryWaitTimeout => {
-                Refusal::new(PROTOCOL_VIOLATION, reason::QUERY_WAIT_TIMEOUT)
-            }
-            CheckoutError::Server { code, message } => Refusal::new(&code, message),
-            CheckoutError::Closed => Refusal::new(PROTOCOL_VIOLATION, reason::DATABASE_REMOVED),
-        })?;
-        let extras = &self.config.track_extra_parameters;
-        let mut plan = SyncPlan::default();
-        plan.add(&self.params, &server.params, |name| {
-            extras.iter().any(|e| e.eq_ignore_ascii_case(name))
-        });
-        plan.add(&self.settings.values, &server.session, |_| true);
-        if let Some(sql) = plan.sql() {
-            let applied = apply_params(
-                &mut server,
-                &self.params,
-                &self.settings.values,
-                extras,
-                &sql,
-            )
-            .await;
-            if let Err(message) = applied {
-                server.close(reason::VAR_CHANGE_FAILED);
-                return Err(Refusal::new(
-                    PROTOCOL_VIOLATION,
-                    format!("could not apply session parameters: {message}"),
-                )
-                .from_server());
-            }
-            // Keep the server's canonical spelling ("ISO, MDY" for "iso") so the next
-            // comparison matches without another SET.
-            for (name, value) in server.params.iter() {
-                if self.params.get(name).is_some() {
-                    self.params.set(name, value);
-                }
-            }
-        }
-        let stats = &self.pool.stats;
-        PoolStats::add(&stats.server_assignments, 1);
-        let waited_us = asked.elapsed().as_micros() as u64;
-        PoolStats::add(&stats.wait_time_us, waited_us);
-        // Issue 3: wait histogram, and the client/server link SHOW CLIENTS/SERVERS print.
-        stats.observe_wait(waited_us);
-        self.client
-            .info
-            .set_active(server.id, self.params.get("application_name"));
-        if let Some(info) = self.pool.servers.get(server.id) {
-            info.set_link(self.client.info.id);
-        }
-        self.cancel.attach(ServerKey {
-            target: Arc::clone(&self.pool.target),
-            process_id: server.process_id,
-            secret_key: server.secret_key,
-        });
-        Ok(server)
-    }
-
-    /// Reads back the settings the client's last transaction changed: they now belong to
-    /// this client, and this server is known to carry them.
-    async fn capture_settings(&mut self, server: &mut PooledServer) -> Result<(), Refusal> {
-        let sql = self.settings.capture_sql();
-        let rows = match server.query_internal(&sql).await {
-            Ok((b'I', rows)) => rows,
-            _ => {
-                return Err(Refusal::new(
-                    PROTOCOL_VIOLATION,
-                    "could not read back session settings",
-                )
-                .from_server())
-            }
-        };
-        let extras = &self.config.track_extra_parameters;
-        self.settings.apply_capture(&rows, &mut self.params, extras);
-        server.session = self.settings.values.clone();
-        for name in extras {
-            match self.params.get(name) {
-                Some(value) => server.params.set(name, value),
-                None => server.params.remove(name),
-            }
-        }
-        Ok(())
-    }
-
     /// Gives a clean server back. Session mode (and `server_reset_query_always`) resets it
     /// first so nothing of this client's session reaches the next one.
     async fn release(&mut self, mut server: PooledServer, client_left: bool) {
@@ -382,46 +294,6 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.shared.cancels.unregister(self.cancel_key);
-    }
-}
-
-/// A parameter the server reported (a client's `SET application_name`, say) becomes part
-/// of what this client's later transactions must see.
-pub(super) fn note_client_parameter(params: &mut Params, body: &[u8]) {
-    let Some((name, rest)) = crate::protocol::frame::take_cstr(body) else {
-        return;
-    };
-    let Some((value, _)) = crate::protocol::frame::take_cstr(rest) else {
-        return;
-    };
-    if params.get(name).is_some() {
-        params.set(name, value);
-    }
-}
-
-/// Runs the parameter-sync `SET`s on a freshly checked-out server.
-async fn apply_params(
-    server: &mut PooledServer,
-    wanted: &Params,
-    session: &Params,
-    extras: &[String],
-    sql: &str,
-) -> Result<(), String> {
-    server.session = session.clone();
-    // Parameters the server does not report (search_path, …) are recorded as set, or as
-    // back at their default when reset.
-    for name in extras {
-        if wanted.get(name).is_none() {
-            server.params.remove(name);
-        }
-    }
-    for (name, value) in wanted.iter() {
-        server.params.set(name, value);
-    }
-    match server.run_internal(sql).await {
-        Ok(b'I') => Ok(()),
-        Ok(_) => Err("server left a transaction open".to_owned()),
-        Err(error) => Err(error.to_string()),
     }
 }
 

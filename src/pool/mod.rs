@@ -11,30 +11,28 @@
 //! [`PooledServer`] guard, or a grant in flight to a waiter. Dropping a guard or a grant
 //! closes the server and gives its place to the next waiter, so counts cannot drift.
 
+mod checkout;
 mod error;
 mod guard;
 mod janitor;
 mod log;
+mod new_servers;
 mod servers;
 mod shared_count;
 mod state;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use tokio::sync::oneshot;
+use std::time::Instant;
 
 use crate::logfmt::reason;
 use crate::params::Params;
-use crate::registry::Endpoints;
-use crate::server::{self, ServerConn, ServerTarget};
-use error::checkout_error;
+use crate::server::{ServerConn, ServerTarget};
 pub use error::CheckoutError;
 pub use guard::{PooledServer, Slot};
 pub use servers::{ServerInfo, ServerList, ServerNow, ServerState};
 pub use shared_count::SharedCount;
-use state::{Grant, PoolState, Waiter};
+use state::{Grant, PoolState};
 pub use state::{PoolLimits, PoolSnapshot};
 
 /// The pool a client's transactions draw from.
@@ -43,9 +41,6 @@ pub struct PoolKey {
     pub database: String,
     pub user: String,
 }
-
-/// Idle servers older than this are probed for a close before being handed out.
-const PROBE_AFTER_IDLE: Duration = Duration::from_millis(5);
 
 pub struct Pool {
     pub key: PoolKey,
@@ -143,31 +138,6 @@ impl Pool {
         self.lock().limits.clone()
     }
 
-    /// Records the secret auth_query found for this pool's user at a client's login. A
-    /// changed password applies to servers opened from now on; those already logged in
-    /// stay, as PostgreSQL keeps sessions open across ALTER ROLE … PASSWORD.
-    pub fn set_looked_up_secret(&self, secret: &str) {
-        let current = self.looked_up_secret.load();
-        if current.as_deref().map(String::as_str) != Some(secret) {
-            self.looked_up_secret
-                .store(Some(Arc::new(secret.to_owned())));
-        }
-    }
-
-    /// Whom new servers log in as: the target, with the looked-up secret when the
-    /// settings give no password.
-    fn login_target(&self) -> std::borrow::Cow<'_, ServerTarget> {
-        match self.looked_up_secret.load_full() {
-            Some(secret) if self.target.password.is_none() => {
-                std::borrow::Cow::Owned(ServerTarget {
-                    password: Some((*secret).clone()),
-                    ..(*self.target).clone()
-                })
-            }
-            _ => std::borrow::Cow::Borrowed(&*self.target),
-        }
-    }
-
     /// Applies reloaded settings; the janitor shrinks or grows the pool to match.
     pub fn set_limits(&self, limits: PoolLimits) {
         self.lock().limits = limits;
@@ -240,193 +210,6 @@ impl Pool {
         };
         for conn in idle {
             self.forget(conn, why);
-        }
-    }
-
-    /// A server for one transaction (or session), waiting in FIFO order when the pool is
-    /// full, up to `query_wait_timeout`.
-    pub async fn checkout(self: &Arc<Self>) -> Result<PooledServer, CheckoutError> {
-        let mut deadline: Option<Instant> = None;
-        loop {
-            let grant = match self.try_take() {
-                Ok(grant) => grant,
-                Err(receiver) => {
-                    let timeout = self.lock().limits.query_wait_timeout;
-                    // query_wait_timeout = 0 waits forever, as in PgBouncer.
-                    let until = (!timeout.is_zero())
-                        .then(|| *deadline.get_or_insert_with(|| Instant::now() + timeout));
-                    self.wait(receiver, until).await?
-                }
-            };
-            match grant {
-                Grant::Server(server) => {
-                    if let Some(server) = self.vet(server).await {
-                        return Ok(server);
-                    }
-                }
-                Grant::Slot(slot) => return self.open(slot).await,
-                Grant::Failed(error) => return Err(error),
-            }
-        }
-    }
-
-    /// The synchronous half of checkout: an idle server, a slot to open one, a fast
-    /// failure, or a place in the queue.
-    fn try_take(self: &Arc<Self>) -> Result<Grant, oneshot::Receiver<Grant>> {
-        let mut state = self.lock();
-        if state.closed {
-            return Ok(Grant::Failed(CheckoutError::Closed));
-        }
-        // Someone queued first keeps their turn: FIFO even when a server frees up now.
-        if !state.has_live_waiters() {
-            if let Some(conn) = state.idle.pop() {
-                return Ok(Grant::Server(self.guard(conn)));
-            }
-            // Within server_login_retry of a failed login, fail at once with its error
-            // instead of asking PostgreSQL again.
-            if let Some(error) = state.recent_login_failure() {
-                return Ok(Grant::Failed(error));
-            }
-            if self.reserve_slot(&mut state, false) {
-                return Ok(Grant::Slot(Slot::new(self)));
-            }
-        }
-        let (grant, receiver) = oneshot::channel();
-        state.waiters.push_back(Waiter {
-            since: Instant::now(),
-            grant,
-        });
-        Err(receiver)
-    }
-
-    async fn wait(
-        &self,
-        mut receiver: oneshot::Receiver<Grant>,
-        deadline: Option<Instant>,
-    ) -> Result<Grant, CheckoutError> {
-        let Some(deadline) = deadline else {
-            return receiver.await.map_err(|_| CheckoutError::Closed);
-        };
-        match tokio::time::timeout_at(deadline.into(), &mut receiver).await {
-            Ok(grant) => grant.map_err(|_| CheckoutError::Closed),
-            Err(_) => {
-                // A grant may have been sent in the instant the timer fired: take it
-                // rather than let it be dropped.
-                receiver.close();
-                receiver
-                    .try_recv()
-                    .map_err(|_| CheckoutError::QueryWaitTimeout)
-            }
-        }
-    }
-
-    /// Counts a new server against every limit; true when there was room.
-    fn reserve_slot(&self, state: &mut PoolState, allow_reserve: bool) -> bool {
-        let limits = &state.limits;
-        let cap = limits.pool_size
-            + if allow_reserve {
-                limits.reserve_pool_size
-            } else {
-                0
-            };
-        if state.total >= cap {
-            return false;
-        }
-        if !self.db_count.try_acquire(limits.max_db_connections) {
-            return false;
-        }
-        if !self.user_count.try_acquire(limits.max_user_connections) {
-            self.db_count.release();
-            return false;
-        }
-        state.total += 1;
-        true
-    }
-
-    /// Makes sure an idle server is still usable: not closed by PostgreSQL meanwhile and,
-    /// after `server_check_delay` of idleness, answering `server_check_query`.
-    async fn vet(&self, mut server: PooledServer) -> Option<PooledServer> {
-        // A server idle a while may have been closed by PostgreSQL (pg_terminate_backend,
-        // a restart). One reused within moments of its release cannot plausibly have been,
-        // and probing it costs a recvfrom on the hottest path.
-        let idle = server.last_used.elapsed();
-        if idle >= PROBE_AFTER_IDLE && !server.is_idle_and_alive() {
-            server.close(reason::SERVER_CONN_CRASHED);
-            return None;
-        }
-        // The check query is copied out only when a check is due, not on every checkout.
-        let due = {
-            let state = self.lock();
-            let limits = &state.limits;
-            let enabled =
-                !limits.server_check_delay.is_zero() && !limits.server_check_query.is_empty();
-            (enabled && idle >= limits.server_check_delay).then(|| {
-                (
-                    limits.server_check_query.clone(),
-                    limits.server_connect_timeout,
-                )
-            })
-        };
-        if let Some((query, timeout)) = due {
-            self.servers.set_state(server.id, ServerState::Tested);
-            let check = tokio::time::timeout(
-                timeout.max(Duration::from_secs(1)),
-                server.run_internal(&query),
-            );
-            if !matches!(check.await, Ok(Ok(b'I'))) {
-                server.close(reason::TEST_QUERY_FAILED);
-                return None;
-            }
-            self.servers.set_state(server.id, ServerState::Active);
-        }
-        Some(server)
-    }
-
-    async fn open(self: &Arc<Self>, slot: Slot) -> Result<PooledServer, CheckoutError> {
-        let id = self.server_ids.fetch_add(1, Ordering::Relaxed) + 1;
-        let timeout = self.lock().limits.server_connect_timeout;
-        let target_end = Endpoints {
-            addr: self.target.host.as_str().into(),
-            port: self.target.port,
-            ..Endpoints::default()
-        };
-        self.servers.opening(id, target_end);
-        let started = Instant::now();
-        let connected = |stream: &crate::net::Stream| self.log_new_server(id, stream);
-        match server::connect(&self.login_target(), id, timeout, &connected).await {
-            Ok(conn) => {
-                slot.disarm();
-                let ends = Endpoints::of(&conn.stream, self.target.port);
-                self.servers.logged_in(id, conn.process_id, ends);
-                self.note_login(&conn);
-                Ok(self.guard(conn))
-            }
-            Err(error) => {
-                self.log_login_failure(id, &error, started);
-                let error = checkout_error(&error);
-                self.note_login_failure(&error);
-                self.servers.remove(id);
-                drop(slot);
-                Err(error)
-            }
-        }
-    }
-
-    fn note_login(&self, conn: &ServerConn) {
-        let mut state = self.lock();
-        state.last_login_failure = None;
-        if state.server_params.is_none() {
-            state.server_params = Some(conn.params.clone());
-        }
-    }
-
-    /// A failed login fails everyone waiting (they would only time out) and, for
-    /// `server_login_retry`, fails new clients at once instead of hammering the server.
-    fn note_login_failure(&self, error: &CheckoutError) {
-        let mut state = self.lock();
-        state.last_login_failure = Some((Instant::now(), error.clone_for_waiter()));
-        for waiter in state.waiters.drain(..) {
-            let _ = waiter.grant.send(Grant::Failed(error.clone_for_waiter()));
         }
     }
 
