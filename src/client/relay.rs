@@ -142,6 +142,11 @@ impl Session {
                 }
                 read = self.stream.read_buf(&mut self.buf) => {
                     if !matches!(read, Ok(n) if n > 0) {
+                        // The client hung up on the server's FATAL, maybe before pgmux saw
+                        // the server's socket close: the server is what ended this.
+                        if self.server_sent_fatal {
+                            return Err(self.server_lost());
+                        }
                         self.left = reason::CLIENT_UNEXPECTED_EOF;
                         return Ok(Relayed::ClientLeft { clean: queue.is_idle() && !server_cursor.mid_frame() });
                     }
