@@ -41,7 +41,7 @@ pub struct Shared {
     /// Logged-in clients and their states.
     pub registry: Arc<crate::registry::Registry>,
     /// PAUSE/RESUME/DISABLE/SHUTDOWN switches.
-    pub control: crate::control::Control,
+    pub control: Arc<crate::control::Control>,
     /// The `stats_period` window that SHOW STATS averages are computed over.
     pub stats_clock: crate::stats::StatsClock,
     pub started: std::time::SystemTime,
@@ -152,6 +152,7 @@ impl Shared {
                 Arc::clone(&self.server_ids),
             )
         });
+        pool.follow_pauses(Arc::clone(&self.control));
         Ok(Arc::clone(pool.value()))
     }
 

@@ -112,6 +112,9 @@ fn grant_waiters(pool: &Arc<Pool>) {
 fn top_up(pool: &Arc<Pool>) {
     let mut slots = Vec::new();
     {
+        if pool.paused() {
+            return;
+        }
         let mut state = pool.lock();
         if state.recent_login_failure().is_some() {
             return;

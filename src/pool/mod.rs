@@ -58,6 +58,9 @@ pub struct Pool {
     /// The parameters the last client logged in with, shared with every client that
     /// presents the same ones (see `intern_params`).
     client_params: std::sync::Mutex<Params>,
+    /// PAUSE/SUSPEND: while they hold this pool's database, no servers are opened to
+    /// keep `min_pool_size` (PgBouncer opens none either).
+    pauses: std::sync::OnceLock<Arc<crate::control::Control>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -86,6 +89,7 @@ impl Pool {
             user_count,
             server_ids,
             client_params: Default::default(),
+            pauses: Default::default(),
         });
         pool.db_count.join(&pool);
         pool.user_count.join(&pool);
@@ -104,6 +108,18 @@ impl Pool {
         };
         self.forget(oldest, reason::EVICTED);
         true
+    }
+
+    /// Follows `control`'s PAUSE/SUSPEND for this pool's database from now on.
+    pub fn follow_pauses(&self, control: Arc<crate::control::Control>) {
+        let _ = self.pauses.set(control);
+    }
+
+    /// Whether a PAUSE/SUSPEND holds this pool's database now.
+    fn paused(&self) -> bool {
+        self.pauses
+            .get()
+            .is_some_and(|control| control.is_held(&self.key.database))
     }
 
     /// When the pool has room of its own but a database/user-wide limit stops it, makes

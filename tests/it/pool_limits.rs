@@ -34,6 +34,42 @@ async fn min_pool_size_opens_servers_without_any_query() {
     assert_eq!(backends(&su, &db, "%").await, 3);
 }
 
+/// PAUSE closes the idle servers and, as in PgBouncer, opens none to keep
+/// `min_pool_size` until RESUME.
+#[tokio::test]
+async fn pause_holds_min_pool_size_top_ups_until_resume() {
+    let _guard = harness::shared();
+    let db = dedicated_database("pausemin").await;
+    let pgmux = pgmux()
+        .setting("min_pool_size", "2")
+        .setting("admin_users", "[\"app\"]")
+        .database(&db, &database_entry(&db))
+        .start()
+        .await;
+    let _client = pgmux.connect("app", "secret", &db).await;
+    let su = postgres().superuser().await;
+    assert_eq!(
+        wait_for_backends(&su, &db, 2, Duration::from_secs(5)).await,
+        2
+    );
+
+    let console = pgmux.connect("app", "secret", "pgbouncer").await;
+    console.simple_query("PAUSE").await.unwrap();
+    assert_eq!(
+        wait_for_backends(&su, &db, 0, Duration::from_secs(5)).await,
+        0
+    );
+    // Several janitor ticks: still nothing reopened.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(backends(&su, &db, "%").await, 0, "top-ups ran during PAUSE");
+
+    console.simple_query("RESUME").await.unwrap();
+    assert_eq!(
+        wait_for_backends(&su, &db, 2, Duration::from_secs(5)).await,
+        2
+    );
+}
+
 #[tokio::test]
 async fn idle_servers_close_after_server_idle_timeout() {
     let _guard = harness::shared();
