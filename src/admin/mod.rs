@@ -15,6 +15,8 @@ pub mod periodic;
 mod reload;
 mod result;
 mod show;
+mod show_databases_users;
+mod show_pools;
 mod show_prepared;
 mod show_stats;
 mod sockets;

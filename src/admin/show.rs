@@ -2,14 +2,12 @@
 //! `src/stats.c`). Counts are derived from the registry of clients and the pools'
 //! server lists, so they describe the connections' real states.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::result::{ResultSet, Type, Value};
-use super::{AdminError, Console, Reply, CONSOLE_NAME};
+use super::result::{ResultSet, Type};
+use super::{AdminError, Console, Reply};
 use crate::control::PauseMode;
 use crate::pool::{Pool, ServerInfo};
-use crate::registry::ClientState;
 
 use Type::{Int4, Int8, Text};
 
@@ -20,7 +18,7 @@ pub(super) fn show(console: &Console, what: &str) -> Result<Reply, AdminError> {
     }
     let set = match what.as_str() {
         "help" => return Ok(help()),
-        "pools" => pools(console),
+        "pools" => super::show_pools::pools(console),
         "prepared_statements" => super::show_prepared::prepared_statements(console),
         "stats" => super::show_stats::stats(console),
         "stats_totals" => super::show_stats::stats_totals(console),
@@ -34,8 +32,8 @@ pub(super) fn show(console: &Console, what: &str) -> Result<Reply, AdminError> {
             console.require_admin()?;
             super::sockets::fds()
         }
-        "databases" => databases(console),
-        "users" => users(console),
+        "databases" => super::show_databases_users::databases(console),
+        "users" => super::show_databases_users::users(console),
         "lists" => lists(console),
         "config" => super::config_table::show(console),
         "mem" => ResultSet::new(&[
@@ -126,33 +124,6 @@ pub(super) fn sorted_pools(console: &Console) -> Vec<Arc<Pool>> {
     pools
 }
 
-/// Client counts of one pool.
-#[derive(Default)]
-struct ClientCounts {
-    active: usize,
-    waiting: usize,
-    max_wait: std::time::Duration,
-}
-
-fn client_counts(console: &Console) -> BTreeMap<(String, String), ClientCounts> {
-    let mut counts: BTreeMap<(String, String), ClientCounts> = BTreeMap::new();
-    for client in console.shared.registry.clients() {
-        let now = client.now();
-        let entry = counts
-            .entry((client.database.to_string(), client.pool_user.to_string()))
-            .or_default();
-        match now.state {
-            ClientState::Waiting => {
-                entry.waiting += 1;
-                let waited = now.wait_started.map(|t| t.elapsed()).unwrap_or_default();
-                entry.max_wait = entry.max_wait.max(waited);
-            }
-            ClientState::Idle | ClientState::Active => entry.active += 1,
-        }
-    }
-    counts
-}
-
 /// Server counts of one pool by SHOW SERVERS state name.
 pub(super) fn server_states(
     console: &Console,
@@ -169,198 +140,6 @@ pub(super) fn server_states(
             (info, name)
         })
         .collect()
-}
-
-fn pools(console: &Console) -> ResultSet {
-    let mut set = ResultSet::new(&[
-        ("database", Text),
-        ("user", Text),
-        ("cl_active", Int4),
-        ("cl_waiting", Int4),
-        ("cl_active_cancel_req", Int4),
-        ("cl_waiting_cancel_req", Int4),
-        ("sv_active", Int4),
-        ("sv_active_cancel", Int4),
-        ("sv_being_canceled", Int4),
-        ("sv_idle", Int4),
-        ("sv_used", Int4),
-        ("sv_tested", Int4),
-        ("sv_login", Int4),
-        ("maxwait", Int4),
-        ("maxwait_us", Int4),
-        ("pool_mode", Text),
-        ("load_balance_hosts", Text),
-    ]);
-    let settings = console.shared.settings();
-    let mut clients = client_counts(console);
-    let console_key = (CONSOLE_NAME.to_owned(), CONSOLE_NAME.to_owned());
-    let admin = clients.remove(&console_key).unwrap_or_default();
-    let mut rows: Vec<(String, String, Vec<Value>)> = Vec::new();
-    rows.push((
-        CONSOLE_NAME.into(),
-        CONSOLE_NAME.into(),
-        pool_row(&admin, &[], "statement"),
-    ));
-    for pool in sorted_pools(console) {
-        let key = (pool.key.database.clone(), pool.key.user.clone());
-        let counts = clients.remove(&key).unwrap_or_default();
-        let states: Vec<&str> = server_states(console, &pool)
-            .into_iter()
-            .map(|(_, s)| s)
-            .collect();
-        let mode = settings.pool_mode_for(&pool.key.database, &pool.key.user);
-        rows.push((key.0, key.1, pool_row(&counts, &states, mode.as_str())));
-    }
-    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    for (database, user, rest) in rows {
-        let mut row: Vec<Value> = vec![database.into(), user.into()];
-        row.extend(rest);
-        set.row(row);
-    }
-    set
-}
-
-fn pool_row(clients: &ClientCounts, servers: &[&str], mode: &str) -> Vec<Value> {
-    let count = |name: &str| servers.iter().filter(|s| **s == name).count();
-    vec![
-        clients.active.into(),
-        clients.waiting.into(),
-        0i32.into(),
-        0i32.into(),
-        count("active").into(),
-        0i32.into(),
-        0i32.into(),
-        count("idle").into(),
-        count("used").into(),
-        count("tested").into(),
-        count("new").into(),
-        clients.max_wait.as_secs().into(),
-        clients.max_wait.subsec_micros().into(),
-        mode.into(),
-        Value::Null,
-    ]
-}
-
-fn databases(console: &Console) -> ResultSet {
-    let mut set = ResultSet::new(&[
-        ("name", Text),
-        ("host", Text),
-        ("port", Int4),
-        ("database", Text),
-        ("force_user", Text),
-        ("pool_size", Int4),
-        ("min_pool_size", Int4),
-        ("reserve_pool_size", Int4),
-        ("server_lifetime", Int4),
-        ("pool_mode", Text),
-        ("load_balance_hosts", Text),
-        ("max_connections", Int4),
-        ("current_connections", Int4),
-        ("max_client_connections", Int4),
-        ("current_client_connections", Int4),
-        ("paused", Int4),
-        ("disabled", Int4),
-    ]);
-    let settings = console.shared.settings();
-    let pools = sorted_pools(console);
-    let clients = console.shared.registry.clients();
-    let client_count = |db: &str| clients.iter().filter(|c| &*c.database == db).count();
-    let control = &console.shared.control;
-    let mut rows: Vec<(String, Vec<Value>)> = vec![(
-        CONSOLE_NAME.into(),
-        vec![
-            CONSOLE_NAME.into(),
-            Value::Null,
-            settings.listen_port.into(),
-            CONSOLE_NAME.into(),
-            CONSOLE_NAME.into(),
-            2i32.into(),
-            0i32.into(),
-            0i32.into(),
-            settings.server_lifetime.as_secs().into(),
-            "statement".into(),
-            Value::Null,
-            0i32.into(),
-            0i32.into(),
-            0i32.into(),
-            client_count(CONSOLE_NAME).into(),
-            0i32.into(),
-            0i32.into(),
-        ],
-    )];
-    for (name, db) in &settings.databases {
-        let servers: usize = pools
-            .iter()
-            .filter(|p| &p.key.database == name)
-            .map(|p| p.servers.all().len())
-            .sum();
-        rows.push((
-            name.clone(),
-            vec![
-                name.as_str().into(),
-                db.host.as_str().into(),
-                db.port.into(),
-                db.dbname.as_str().into(),
-                db.user.as_deref().into(),
-                settings.pool_size_for(name).into(),
-                settings.min_pool_size_for(name).into(),
-                settings.reserve_pool_size_for(name).into(),
-                settings.server_lifetime.as_secs().into(),
-                db.pool_mode.map(|m| m.as_str()).into(),
-                Value::Null,
-                settings.max_db_connections_for(name).into(),
-                servers.into(),
-                0i32.into(),
-                client_count(name).into(),
-                control.is_db_paused(name).into(),
-                control.is_disabled(name).into(),
-            ],
-        ));
-    }
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, row) in rows {
-        set.row(row);
-    }
-    set
-}
-
-fn users(console: &Console) -> ResultSet {
-    let mut set = ResultSet::new(&[
-        ("name", Text),
-        ("pool_size", Text),
-        ("reserve_pool_size", Text),
-        ("pool_mode", Text),
-        ("max_user_connections", Int4),
-        ("current_connections", Int4),
-        ("max_user_client_connections", Int4),
-        ("current_client_connections", Int4),
-    ]);
-    let settings = console.shared.settings();
-    let pools = sorted_pools(console);
-    let clients = console.shared.registry.clients();
-    let mut names: Vec<&str> = settings.users.keys().map(String::as_str).collect();
-    names.push(CONSOLE_NAME);
-    names.sort_unstable();
-    names.dedup();
-    for name in names {
-        let servers: usize = pools
-            .iter()
-            .filter(|p| p.key.user == name)
-            .map(|p| p.servers.all().len())
-            .sum();
-        let mode = settings.users.get(name).and_then(|u| u.pool_mode);
-        set.row(vec![
-            name.into(),
-            "".into(),
-            "".into(),
-            mode.map(|m| m.as_str()).into(),
-            settings.max_user_connections_for(name).into(),
-            servers.into(),
-            0i32.into(),
-            clients.iter().filter(|c| &*c.user == name).count().into(),
-        ]);
-    }
-    set
 }
 
 fn lists(console: &Console) -> ResultSet {

@@ -3,25 +3,22 @@
 //! parsing, environment overrides and validation as a native file. `pgmux convert`
 //! prints that same text, so a converted file behaves exactly as the ini did.
 //!
-//! Syntax, as PgBouncer's (libusual) parser reads it: `[section]` lines; `key = value`
-//! lines where the key is `[A-Za-z0-9_.*-]+` or a double-quoted name (`""` for a quote)
-//! and the value runs to the end of the line, trimmed; lines starting with `;` or `#`
-//! are comments (those characters are not special later in a line); `%include FILE`
-//! reads another file in place (relative to the working directory, as PgBouncer does,
-//! falling back to the including file's directory).
+//! `reader` reads the file, the `Translator` here maps each key, and `toml_writer`
+//! writes the result.
 
 mod connstr;
 mod keys;
 mod peers;
+mod reader;
+mod toml_writer;
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::error::ConfigError;
-use keys::Kind;
-
-/// Nested `%include`s deeper than this are taken for a loop.
-const MAX_INCLUDE_DEPTH: usize = 16;
+#[cfg(test)]
+use reader::sections;
+use reader::{read, read_text};
+use toml_writer::{toml_string, toml_value};
 
 /// The `pooler.toml` equivalent of an ini file, and one warning per setting that pgmux
 /// accepts but does not implement.
@@ -63,14 +60,6 @@ pub fn translate_file(path: &Path) -> Result<Translation, ConfigError> {
     translate(path, &text)
 }
 
-fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        origin: path.display().to_string(),
-        source,
-    })?;
-    Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned())
-}
-
 /// One `key = value` line and where it was.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -85,116 +74,6 @@ fn syntax_error(at: String, message: impl Into<String>) -> ConfigError {
         origin: at,
         message: message.into(),
     }
-}
-
-fn read(
-    path: &Path,
-    text: &str,
-    depth: usize,
-    section: &mut Option<String>,
-    out: &mut Vec<Entry>,
-) -> Result<(), ConfigError> {
-    for (index, raw_line) in text.lines().enumerate() {
-        let at = format!("{}:{}", path.display(), index + 1);
-        let line = raw_line.trim();
-        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
-            continue;
-        }
-        if let Some(target) = line.strip_prefix("%include") {
-            let target = target.trim();
-            if target.is_empty()
-                || !raw_line.trim_start()["%include".len()..].starts_with(char::is_whitespace)
-            {
-                return Err(syntax_error(at, "syntax error: %include needs a file name"));
-            }
-            if depth >= MAX_INCLUDE_DEPTH {
-                return Err(syntax_error(at, "%include nested too deeply (a loop?)"));
-            }
-            let included = include_path(path, target);
-            let text = read_text(&included)?;
-            read(&included, &text, depth + 1, section, out)?;
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[') {
-            let Some(name) = name.strip_suffix(']') else {
-                return Err(syntax_error(
-                    at,
-                    "syntax error in configuration: unclosed [section",
-                ));
-            };
-            let name = name.trim();
-            if !matches!(name, "pgbouncer" | "databases" | "users" | "peers") {
-                return Err(syntax_error(at, format!("unknown section [{name}]")));
-            }
-            *section = Some(name.to_owned());
-            continue;
-        }
-        let (key, rest) = split_key(line).ok_or_else(|| {
-            syntax_error(
-                at.clone(),
-                "syntax error in configuration: expected `key = value`",
-            )
-        })?;
-        let Some(current) = section.clone() else {
-            return Err(syntax_error(
-                at,
-                format!("`{key}` is outside of any [section]"),
-            ));
-        };
-        out.push(Entry {
-            section: current,
-            key,
-            value: rest.trim().to_owned(),
-            at,
-        });
-    }
-    Ok(())
-}
-
-/// PgBouncer resolves `%include` against the working directory; a file that is not
-/// there is looked for next to the including file.
-fn include_path(including: &Path, target: &str) -> PathBuf {
-    let target = PathBuf::from(target);
-    if target.is_absolute() || target.exists() {
-        return target;
-    }
-    match including.parent() {
-        Some(dir) => dir.join(&target),
-        None => target,
-    }
-}
-
-/// `key = value` → (key, text after `=`). Keys are bare or double-quoted.
-fn split_key(line: &str) -> Option<(String, &str)> {
-    let (key, rest) = if let Some(quoted) = line.strip_prefix('"') {
-        let mut key = String::new();
-        let mut chars = quoted.char_indices().peekable();
-        let mut end = None;
-        while let Some((index, c)) = chars.next() {
-            if c == '"' {
-                if matches!(chars.peek(), Some((_, '"'))) {
-                    chars.next();
-                    key.push('"');
-                } else {
-                    end = Some(index + 1);
-                    break;
-                }
-            } else {
-                key.push(c);
-            }
-        }
-        (key, &quoted[end?..])
-    } else {
-        let end = line
-            .find(|c: char| !(c.is_alphanumeric() || "_.-*".contains(c)))
-            .unwrap_or(line.len());
-        (line[..end].to_owned(), &line[end..])
-    };
-    if key.is_empty() {
-        return None;
-    }
-    let rest = rest.trim_start().strip_prefix('=')?;
-    Some((key, rest))
 }
 
 /// Builds the TOML text, remembering the last value of each key (later lines override
@@ -408,169 +287,6 @@ impl Translator {
         upsert(&mut self.users, name, body);
         Ok(())
     }
-
-    fn toml(&self, path: &Path) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# pooler.toml translated from {} by pgmux.",
-            path.display()
-        );
-        if !self.settings.iter().any(|(key, _)| key == "listen_addr") {
-            out.push_str("# PgBouncer's default: no TCP listener, unix socket only.\n");
-            out.push_str("listen_addr = \"\"\n");
-        }
-        // PgBouncer's behaviour where pgmux's own defaults differ.
-        let pgbouncer_defaults = [
-            (
-                "sigterm_shutdown",
-                "# PgBouncer's SIGTERM: stop accepting, serve the clients there are until they\n\
-                 # leave (pooler.toml's default closes idle clients at transaction boundaries).\n\
-                 sigterm_shutdown = \"wait_for_clients\"\n",
-            ),
-            (
-                "shutdown_timeout",
-                "# PgBouncer waits for as long as that takes.\nshutdown_timeout = 0\n",
-            ),
-            (
-                "syslog_ident",
-                "# PgBouncer's syslog tag.\nsyslog_ident = \"pgbouncer\"\n",
-            ),
-        ];
-        for (key, text) in pgbouncer_defaults {
-            if !self.settings.iter().any(|(set, _)| set == key) {
-                out.push_str(text);
-            }
-        }
-        for (key, value) in &self.settings {
-            let _ = writeln!(out, "{key} = {value}");
-        }
-        if !self.ignored.is_empty() {
-            out.push_str(
-                "\n# PgBouncer settings pgmux accepts but does not implement (ignored):\n",
-            );
-            for line in &self.ignored {
-                let _ = writeln!(out, "# {line}");
-            }
-        }
-        for (kind, entries) in [
-            ("databases", &self.databases),
-            ("users", &self.users),
-            ("peers", &self.peers),
-        ] {
-            for (name, body) in entries {
-                let _ = writeln!(out, "\n[{kind}.{}]", toml_key(name));
-                for (key, value) in body {
-                    let _ = writeln!(out, "{key} = {value}");
-                }
-            }
-        }
-        out
-    }
-}
-
-/// An ini value as TOML. Numbers PgBouncer would parse become TOML numbers; anything
-/// else stays a string, so validation names the key and says what was expected.
-fn toml_value(kind: Kind, value: &str) -> String {
-    match kind {
-        Kind::Text => toml_string(value),
-        Kind::Integer => c_integer(value).map_or_else(|| toml_string(value), |n| n.to_string()),
-        Kind::Seconds => match value.trim().parse::<f64>() {
-            Ok(seconds)
-                if seconds.is_finite() && seconds.fract() == 0.0 && seconds.abs() < 1e15 =>
-            {
-                format!("{}", seconds as i64)
-            }
-            Ok(seconds) if seconds.is_finite() => format!("{seconds:?}"),
-            _ => toml_string(value),
-        },
-        Kind::Flag => match c_integer(value) {
-            Some(number) => (number != 0).to_string(),
-            None => toml_string(value),
-        },
-        Kind::List => {
-            let items: Vec<String> = value
-                .split(',')
-                .map(str::trim)
-                .filter(|item| !item.is_empty())
-                .map(toml_string)
-                .collect();
-            format!("[{}]", items.join(", "))
-        }
-    }
-}
-
-/// `strtol(value, 0)`: decimal, `0x` hexadecimal or leading-zero octal.
-fn c_integer(value: &str) -> Option<i64> {
-    let value = value.trim();
-    let (negative, digits) = match value.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, value.strip_prefix('+').unwrap_or(value)),
-    };
-    let magnitude = if let Some(hex) = digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-    {
-        i64::from_str_radix(hex, 16).ok()?
-    } else if digits.len() > 1 && digits.starts_with('0') {
-        i64::from_str_radix(&digits[1..], 8).ok()?
-    } else {
-        digits.parse().ok()?
-    };
-    Some(if negative { -magnitude } else { magnitude })
-}
-
-pub(crate) fn toml_string(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn toml_key(name: &str) -> String {
-    if !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        name.to_owned()
-    } else {
-        toml_string(name)
-    }
-}
-
-/// The parsed sections, for tests: key → value per section, last value winning.
-#[cfg(test)]
-fn sections(
-    path: &Path,
-    text: &str,
-) -> Result<
-    std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-    ConfigError,
-> {
-    use std::collections::BTreeMap;
-    let mut entries = Vec::new();
-    read(path, text, 0, &mut None, &mut entries)?;
-    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for entry in entries {
-        out.entry(entry.section)
-            .or_default()
-            .insert(entry.key, entry.value);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

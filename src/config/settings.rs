@@ -1,128 +1,15 @@
 //! Validated, typed settings: what the rest of pgmux reads. Built by `load` from
 //! `pooler.toml` plus `PGMUX_*` environment overrides; never constructed half-valid.
 
+mod choices;
+mod defaults;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// When a server connection goes back to its pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PoolMode {
-    /// Released when the client disconnects (after `server_reset_query`).
-    Session,
-    /// Released at ReadyForQuery 'I' with nothing outstanding.
-    Transaction,
-    /// Released after every statement; transaction blocks are refused.
-    Statement,
-}
-
-impl PoolMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolMode::Session => "session",
-            PoolMode::Transaction => "transaction",
-            PoolMode::Statement => "statement",
-        }
-    }
-}
-
-impl std::str::FromStr for PoolMode {
-    type Err = UnknownVariant;
-
-    /// Case-insensitive, so `PGMUX_POOL_MODE=Transaction` works as PgBouncer's ini does.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [
-            PoolMode::Session,
-            PoolMode::Transaction,
-            PoolMode::Statement,
-        ]
-        .into_iter()
-        .find(|mode| mode.as_str().eq_ignore_ascii_case(text.trim()))
-        .ok_or(UnknownVariant)
-    }
-}
-
-impl std::fmt::Display for PoolMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How clients prove who they are to pgmux.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-pub enum AuthType {
-    /// PgBouncer's `any`: no password, and the user name is not checked either (every
-    /// database should force its server user).
-    #[serde(rename = "any")]
-    Any,
-    #[serde(rename = "trust")]
-    Trust,
-    /// PgBouncer's `plain`: the client sends its password in clear text.
-    #[serde(rename = "plain")]
-    Plain,
-    #[serde(rename = "md5")]
-    Md5,
-    #[serde(rename = "scram-sha-256")]
-    ScramSha256,
-    /// PgBouncer's `hba`: per-connection rules from `auth_hba_file` (pg_hba.conf syntax)
-    /// choose the method, or refuse the login.
-    #[serde(rename = "hba")]
-    Hba,
-}
-
-impl AuthType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthType::Any => "any",
-            AuthType::Trust => "trust",
-            AuthType::Plain => "plain",
-            AuthType::Md5 => "md5",
-            AuthType::ScramSha256 => "scram-sha-256",
-            AuthType::Hba => "hba",
-        }
-    }
-}
-
-impl std::str::FromStr for AuthType {
-    type Err = UnknownVariant;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [
-            AuthType::Any,
-            AuthType::Trust,
-            AuthType::Plain,
-            AuthType::Md5,
-            AuthType::ScramSha256,
-            AuthType::Hba,
-        ]
-        .into_iter()
-        .find(|auth| auth.as_str().eq_ignore_ascii_case(text.trim()))
-        .ok_or(UnknownVariant)
-    }
-}
-
-impl std::fmt::Display for AuthType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How log lines are written: PgBouncer-like text, or one JSON object per line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl LogFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
-}
+pub use choices::*;
+pub use defaults::DEFAULT_AUTH_QUERY;
 
 /// PgBouncer's `syslog_ident` and `syslog_facility`, and the daemon's socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,22 +19,6 @@ pub struct SyslogSettings {
     pub facility: u8,
     pub socket: PathBuf,
 }
-
-/// What SIGTERM does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigtermShutdown {
-    /// The drain Kubernetes expects (pgmux's default): stop accepting, let running
-    /// transactions finish, close each idle client at a transaction boundary (SIGINT's
-    /// behaviour, PgBouncer's "safe shutdown").
-    WaitForServers,
-    /// PgBouncer's "super safe shutdown": stop accepting and keep serving the clients
-    /// there are until each has left (the default for a pgbouncer.ini).
-    WaitForClients,
-}
-
-/// A `pool_mode` or `auth_type` string that names no known variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnknownVariant;
 
 /// Where a server lives: TCP host or a unix socket directory (host starting with '/').
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,81 +168,6 @@ pub struct PeerSettings {
     pub host: String,
     pub port: u16,
 }
-
-impl Default for Settings {
-    /// PgBouncer 1.25's defaults, except `listen_addr` (loopback only until asked otherwise).
-    fn default() -> Self {
-        Settings {
-            source: None,
-            listen_addr: "127.0.0.1".to_owned(),
-            listen_port: 6432,
-            unix_socket_dir: Some(PathBuf::from("/tmp")),
-            pool_mode: PoolMode::Session,
-            max_client_conn: 100,
-            default_pool_size: 20,
-            min_pool_size: 0,
-            reserve_pool_size: 0,
-            reserve_pool_timeout: Duration::from_secs(5),
-            max_db_connections: 0,
-            max_user_connections: 0,
-            server_idle_timeout: Duration::from_secs(600),
-            server_lifetime: Duration::from_secs(3600),
-            server_connect_timeout: Duration::from_secs(15),
-            server_login_retry: Duration::from_secs(15),
-            query_wait_timeout: Duration::from_secs(120),
-            query_timeout: Duration::ZERO,
-            client_login_timeout: Duration::from_secs(60),
-            client_idle_timeout: Duration::ZERO,
-            idle_transaction_timeout: Duration::ZERO,
-            server_reset_query: "DISCARD ALL".to_owned(),
-            server_reset_query_always: false,
-            server_check_query: "select 1".to_owned(),
-            server_check_delay: Duration::from_secs(30),
-            auth_type: AuthType::Md5,
-            admin_users: Vec::new(),
-            stats_users: Vec::new(),
-            ignore_startup_parameters: Vec::new(),
-            // PgBouncer tracks IntervalStyle; pgmux also tracks extra_float_digits, which JDBC
-            // and sqlx send at startup, so they connect unchanged.
-            track_extra_parameters: vec![
-                "IntervalStyle".to_owned(),
-                "extra_float_digits".to_owned(),
-            ],
-            application_name_add_host: false,
-            max_prepared_statements: 200,
-            max_packet_size: 2_147_483_647,
-            shutdown_timeout: Duration::from_secs(30),
-            sigterm_shutdown: SigtermShutdown::WaitForServers,
-            workers: 0,
-            tls: super::TlsSettings::default(),
-            so_reuseport: false,
-            peer_id: 0,
-            stats_period: Duration::from_secs(60),
-            metrics_listen: None,
-            log_connections: true,
-            log_disconnections: true,
-            log_pooler_errors: true,
-            log_stats: true,
-            log_format: LogFormat::Text,
-            databases: BTreeMap::new(),
-            users: BTreeMap::new(),
-            peers: BTreeMap::new(),
-            auth_file: None,
-            auth_hba_file: None,
-            hba: None,
-            auth_user: None,
-            auth_query: DEFAULT_AUTH_QUERY.to_owned(),
-            auth_dbname: None,
-            logfile: None,
-            syslog: None,
-            pidfile: None,
-            user: None,
-        }
-    }
-}
-
-/// PgBouncer 1.25's default `auth_query`.
-pub const DEFAULT_AUTH_QUERY: &str = "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin";
 
 /// PgBouncer's fallback database: `*` serves any database name not listed, connecting
 /// to the database of the same name on the server.
