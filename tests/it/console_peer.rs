@@ -43,7 +43,18 @@ async fn the_pgmux_os_user_reaches_the_console_as_pgbouncer_over_the_unix_socket
         "{}",
         pgmux.logs()
     );
-    // Logged as PgBouncer does, with the peer's pid: `pgbouncer/pgbouncer@unix(PID):PORT`.
+    // Logged as PgBouncer does, with the peer's pid: `pgbouncer/pgbouncer@unix(PID):PORT`
+    // (the line follows the one above: wait for it too).
+    assert!(
+        pgmux
+            .wait_for_log(
+                "login attempt: db=pgbouncer user=pgbouncer",
+                Duration::from_secs(5)
+            )
+            .await,
+        "{}",
+        pgmux.logs()
+    );
     let port = pgmux.port();
     assert!(
         pgmux
