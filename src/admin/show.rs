@@ -51,12 +51,7 @@ pub(super) fn show(console: &Console, what: &str) -> Result<Reply, AdminError> {
         }
         "dns_hosts" => ResultSet::new(&[("hostname", Text), ("ttl", Int8), ("addrs", Text)]),
         "dns_zones" => ResultSet::new(&[("zonename", Text), ("serial", Int8), ("count", Int4)]),
-        "peers" => ResultSet::new(&[
-            ("peer_id", Int4),
-            ("host", Text),
-            ("port", Int4),
-            ("pool_size", Int4),
-        ]),
+        "peers" => peers(console),
         "peer_pools" => ResultSet::new(&[
             ("peer_id", Int4),
             ("cl_active_cancel_req", Int4),
@@ -142,6 +137,27 @@ pub(super) fn server_states(
         .collect()
 }
 
+/// The `[peers]` cancel requests are forwarded to. pgmux forwards each at once, so
+/// `pool_size` shows what PgBouncer would (its default, `default_pool_size`).
+fn peers(console: &Console) -> ResultSet {
+    let settings = console.shared.settings();
+    let mut set = ResultSet::new(&[
+        ("peer_id", Int4),
+        ("host", Text),
+        ("port", Int4),
+        ("pool_size", Int4),
+    ]);
+    for peer in settings.peers.values() {
+        set.row(vec![
+            i64::from(peer.id).into(),
+            peer.host.as_str().into(),
+            i64::from(peer.port).into(),
+            settings.default_pool_size.into(),
+        ]);
+    }
+    set
+}
+
 fn lists(console: &Console) -> ResultSet {
     let settings = console.shared.settings();
     let pools = console.shared.pools();
@@ -152,7 +168,7 @@ fn lists(console: &Console) -> ResultSet {
     for (name, items) in [
         ("databases", settings.databases.len() + 1),
         ("users", settings.users.len() + 1),
-        ("peers", 0),
+        ("peers", settings.peers.len()),
         ("pools", pools.len() + 1),
         ("peer_pools", 0),
         ("free_clients", 0),

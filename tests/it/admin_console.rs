@@ -219,3 +219,26 @@ async fn configuration_databases_users_and_lists_describe_the_running_pooler() {
         assert!(show(&console, empty).await.rows.is_empty(), "{empty}");
     }
 }
+
+#[tokio::test]
+async fn show_peers_lists_the_configured_peers() {
+    let _guard = harness::shared();
+    let pgmux = admin_pgmux()
+        .setting("peer_id", "1")
+        .env("PGMUX_PEERS__1__HOST", "127.0.0.1")
+        .env("PGMUX_PEERS__1__PORT", "6432")
+        .env("PGMUX_PEERS__2__HOST", "/var/run/pgmux")
+        .env("PGMUX_PEERS__2__PORT", "6433")
+        .start()
+        .await;
+    let console = admin(&pgmux).await;
+    let peers = show(&console, "SHOW PEERS").await;
+    assert_eq!(peers.rows.len(), 2);
+    assert_eq!(
+        peers.get("peer_id", "2", "host").as_deref(),
+        Some("/var/run/pgmux")
+    );
+    assert_eq!(peers.num("peer_id", "1", "port"), 6432);
+    let lists = show(&console, "SHOW LISTS").await;
+    assert_eq!(lists.num("list", "peers", "items"), 2);
+}
