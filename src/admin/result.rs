@@ -159,28 +159,29 @@ pub fn empty_query(out: &mut BytesMut) {
     message(out, b'I', |_| {});
 }
 
-/// A NoticeResponse with a detail, as SHOW HELP sends its usage text.
 /// An ERROR the console reports (the session goes on), with an optional DETAIL.
 pub fn error(out: &mut BytesMut, code: &str, text: &str, detail: Option<&str>) {
-    message(out, b'E', |b| {
-        for (field, value) in [(b'S', "ERROR"), (b'V', "ERROR"), (b'C', code), (b'M', text)] {
-            b.put_u8(field);
-            put_cstr(b, value);
-        }
-        if let Some(detail) = detail {
-            b.put_u8(b'D');
-            put_cstr(b, detail);
-        }
-        b.put_u8(0);
-    });
+    report(out, b'E', "ERROR", code, text, detail);
 }
 
+/// A NoticeResponse with a detail, as SHOW HELP sends its usage text.
 pub fn notice(out: &mut BytesMut, text: &str, detail: Option<&str>) {
-    message(out, b'N', |b| {
+    report(out, b'N', "NOTICE", "00000", text, detail);
+}
+
+fn report(
+    out: &mut BytesMut,
+    tag: u8,
+    severity: &str,
+    code: &str,
+    text: &str,
+    detail: Option<&str>,
+) {
+    message(out, tag, |b| {
         for (field, value) in [
-            (b'S', "NOTICE"),
-            (b'V', "NOTICE"),
-            (b'C', "00000"),
+            (b'S', severity),
+            (b'V', severity),
+            (b'C', code),
             (b'M', text),
         ] {
             b.put_u8(field);
