@@ -117,30 +117,30 @@ pub(crate) fn flag(value: &Scalar) -> Result<bool, Expected> {
     }
 }
 
-pub(crate) fn pool_mode(value: &Scalar) -> Result<PoolMode, Expected> {
-    const EXPECTED: Expected = "one of \"session\", \"transaction\", \"statement\"";
+/// One of a fixed set of names, as the type's `FromStr` reads them.
+fn choice<T: std::str::FromStr>(value: &Scalar, expected: Expected) -> Result<T, Expected> {
     text(value)
         .ok()
         .and_then(|text| text.parse().ok())
-        .ok_or(EXPECTED)
+        .ok_or(expected)
+}
+
+pub(crate) fn pool_mode(value: &Scalar) -> Result<PoolMode, Expected> {
+    choice(value, "one of \"session\", \"transaction\", \"statement\"")
 }
 
 pub(crate) fn auth_type(value: &Scalar) -> Result<AuthType, Expected> {
-    const EXPECTED: Expected =
-        "one of \"any\", \"trust\", \"plain\", \"md5\", \"scram-sha-256\", \"hba\"";
-    text(value)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or(EXPECTED)
+    choice(
+        value,
+        "one of \"any\", \"trust\", \"plain\", \"md5\", \"scram-sha-256\", \"hba\"",
+    )
 }
 
 pub(crate) fn ssl_mode(value: &Scalar) -> Result<super::SslMode, Expected> {
-    const EXPECTED: Expected =
-        "one of \"disable\", \"allow\", \"prefer\", \"require\", \"verify-ca\", \"verify-full\"";
-    text(value)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or(EXPECTED)
+    choice(
+        value,
+        "one of \"disable\", \"allow\", \"prefer\", \"require\", \"verify-ca\", \"verify-full\"",
+    )
 }
 
 pub(crate) fn sigterm_shutdown(value: &Scalar) -> Result<super::SigtermShutdown, Expected> {
