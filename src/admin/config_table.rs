@@ -194,16 +194,13 @@ pub(super) fn set(console: &Console, key: &str, value: &str) -> Result<Reply, Ad
     Ok(Reply::Done(format!("SET {key}={value}")))
 }
 
-/// `key = "value"` with TOML basic-string escaping.
+/// `key = "value"` as TOML; a control character makes the value unusable.
 fn toml_string(key: &str, value: &str) -> Option<String> {
-    let mut escaped = String::with_capacity(value.len() + 2);
-    for c in value.chars() {
-        match c {
-            '"' => escaped.push_str("\\\""),
-            '\\' => escaped.push_str("\\\\"),
-            c if c.is_control() => return None,
-            c => escaped.push(c),
-        }
+    if value.chars().any(char::is_control) {
+        return None;
     }
-    Some(format!("{key} = \"{escaped}\""))
+    Some(format!(
+        "{key} = {}",
+        crate::config::quoting::toml_string(value)
+    ))
 }

@@ -3,6 +3,8 @@
 //! `[0-9a-z_]` or a double-quoted name. Unlike PgBouncer, one query string may carry
 //! several commands separated by `;`.
 
+use crate::config::quoting::unquote_doubled;
+
 /// One parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -83,8 +85,8 @@ impl Tokens<'_> {
     fn word(&mut self) -> Option<String> {
         let text = self.rest.trim_start();
         if let Some(body) = text.strip_prefix('"') {
-            let (value, used) = unquote(body, '"')?;
-            self.rest = &body[used..];
+            let (value, rest) = unquote_doubled(body, '"')?;
+            self.rest = rest;
             return (!value.is_empty()).then_some(value);
         }
         let end = text
@@ -101,29 +103,10 @@ impl Tokens<'_> {
     fn string(&mut self) -> Option<String> {
         let text = self.rest.trim_start();
         let body = text.strip_prefix('\'')?;
-        let (value, used) = unquote(body, '\'')?;
-        self.rest = &body[used..];
+        let (value, rest) = unquote_doubled(body, '\'')?;
+        self.rest = rest;
         Some(value)
     }
-}
-
-/// Reads up to the closing `q` (a doubled `q` is one `q`); the value and bytes consumed.
-fn unquote(body: &str, q: char) -> Option<(String, usize)> {
-    let mut value = String::new();
-    let mut chars = body.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        if c == q {
-            if chars.peek().map(|(_, n)| *n) == Some(q) {
-                chars.next();
-                value.push(q);
-            } else {
-                return Some((value, at + 1));
-            }
-        } else {
-            value.push(c);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

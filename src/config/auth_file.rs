@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use super::quoting::unquote_doubled;
+
 use super::error::ConfigError;
 use super::settings::{Settings, UserSettings};
 
@@ -57,39 +59,20 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
         let Some(rest) = line.strip_prefix('"') else {
             return Err(broken("a line must start with a double-quoted user name"));
         };
-        let (user, rest) = quoted(rest).ok_or_else(|| broken("unterminated user name"))?;
+        let (user, rest) =
+            unquote_doubled(rest, '"').ok_or_else(|| broken("unterminated user name"))?;
         // As PgBouncer: whatever separates the two fields is skipped.
         let Some(start) = rest.find('"') else {
             return Err(broken("the password is missing"));
         };
-        let (password, _) =
-            quoted(&rest[start + 1..]).ok_or_else(|| broken("unterminated password"))?;
+        let (password, _) = unquote_doubled(&rest[start + 1..], '"')
+            .ok_or_else(|| broken("unterminated password"))?;
         if user.is_empty() {
             return Err(broken("empty user name"));
         }
         users.push((user, password));
     }
     Ok(users)
-}
-
-/// After an opening quote: the field up to its closing quote (`""` is one quote), and
-/// the rest of the line.
-fn quoted(text: &str) -> Option<(String, &str)> {
-    let mut field = String::new();
-    let mut chars = text.char_indices().peekable();
-    while let Some((index, c)) = chars.next() {
-        if c == '"' {
-            if matches!(chars.peek(), Some((_, '"'))) {
-                chars.next();
-                field.push('"');
-            } else {
-                return Some((field, &text[index + 1..]));
-            }
-        } else {
-            field.push(c);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -15,10 +15,11 @@ mod toml_writer;
 use std::path::Path;
 
 use super::error::ConfigError;
+use crate::config::quoting::toml_string;
 #[cfg(test)]
 use reader::sections;
 use reader::{read, read_text};
-use toml_writer::{toml_string, toml_value};
+use toml_writer::toml_value;
 
 /// The `pooler.toml` equivalent of an ini file, and one warning per setting that pgmux
 /// accepts but does not implement.

@@ -12,6 +12,7 @@ pub mod hba;
 pub mod ini;
 mod load;
 mod provenance;
+pub(crate) mod quoting;
 mod raw;
 mod settings;
 mod tls;

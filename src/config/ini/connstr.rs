@@ -2,6 +2,8 @@
 //! `key=value` pairs separated by spaces; a value may be single-quoted, with `''` for a
 //! literal quote inside. Empty values are refused, as PgBouncer refuses them.
 
+use crate::config::quoting::unquote_doubled;
+
 /// The pairs in order, or what is wrong with the string (never quoting a value: it may
 /// be a password).
 pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -26,7 +28,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
         rest = after_equals.trim_start();
         let value;
         if let Some(quoted) = rest.strip_prefix('\'') {
-            let (unquoted, after) = unquote(quoted).ok_or_else(|| {
+            let (unquoted, after) = unquote_doubled(quoted, '\'').ok_or_else(|| {
                 format!("syntax error in connection string: unterminated quote in `{key}`")
             })?;
             value = unquoted;
@@ -45,26 +47,6 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
         rest = rest.trim_start();
     }
     Ok(pairs)
-}
-
-/// After an opening quote: the value up to the closing quote (`''` is one quote) and
-/// what follows the closing quote.
-fn unquote(text: &str) -> Option<(String, &str)> {
-    let mut value = String::new();
-    let mut chars = text.char_indices().peekable();
-    while let Some((index, c)) = chars.next() {
-        if c == '\'' {
-            if matches!(chars.peek(), Some((_, '\''))) {
-                chars.next();
-                value.push('\'');
-            } else {
-                return Some((value, &text[index + 1..]));
-            }
-        } else {
-            value.push(c);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::keys::Kind;
 use super::Translator;
+use crate::config::quoting::toml_string;
 
 impl Translator {
     pub(super) fn toml(&self, path: &Path) -> String {
@@ -119,26 +120,6 @@ fn c_integer(value: &str) -> Option<i64> {
         digits.parse().ok()?
     };
     Some(if negative { -magnitude } else { magnitude })
-}
-
-pub(crate) fn toml_string(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn toml_key(name: &str) -> String {
