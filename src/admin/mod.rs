@@ -35,6 +35,7 @@ use crate::registry::{ClientHandle, Endpoints, NewClient};
 use parse::Command;
 pub use reload::reload;
 use result::ResultSet;
+pub(crate) use show_pools::{pool_counts, ServerCounts};
 
 /// The names that reach the console instead of a pool.
 pub const CONSOLE_DATABASES: [&str; 2] = ["pgbouncer", "pgmux"];

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::result::{ResultSet, Type};
 use super::{AdminError, Console, Reply};
+use crate::context::Shared;
 use crate::control::PauseMode;
 use crate::pool::{Pool, ServerInfo};
 
@@ -120,11 +121,8 @@ pub(super) fn sorted_pools(console: &Console) -> Vec<Arc<Pool>> {
 }
 
 /// Server counts of one pool by SHOW SERVERS state name.
-pub(super) fn server_states(
-    console: &Console,
-    pool: &Pool,
-) -> Vec<(Arc<ServerInfo>, &'static str)> {
-    let settings = console.shared.settings();
+pub(super) fn server_states(shared: &Shared, pool: &Pool) -> Vec<(Arc<ServerInfo>, &'static str)> {
+    let settings = shared.settings();
     let check_enabled = !settings.server_check_query.is_empty();
     pool.servers
         .all()

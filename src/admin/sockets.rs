@@ -104,7 +104,7 @@ fn client_rows(console: &Console, set: &mut ResultSet, debug: bool) {
 
 fn server_rows(console: &Console, set: &mut ResultSet, debug: bool) {
     for pool in sorted_pools(console) {
-        for (info, state) in server_states(console, &pool) {
+        for (info, state) in server_states(&console.shared, &pool) {
             let now = info.now();
             let ends = &now.endpoints;
             let state = if debug {

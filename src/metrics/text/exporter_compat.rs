@@ -5,81 +5,41 @@
 use std::collections::BTreeMap;
 
 use super::Family;
+use crate::admin::{pool_counts, ServerCounts};
 use crate::context::Shared;
-use crate::pool::ServerInfo;
-use crate::registry::ClientState;
 use crate::stats::Totals;
 
 pub(super) fn pools(shared: &Shared, f: &mut Family<'_>) {
-    let settings = shared.settings();
-    let check = !settings.server_check_query.is_empty();
-    let mut clients: BTreeMap<(String, String), (usize, usize, f64)> = BTreeMap::new();
-    for client in shared.registry.clients() {
-        let now = client.now();
-        let entry = clients
-            .entry((client.database.to_string(), client.pool_user.to_string()))
-            .or_default();
-        if now.state == ClientState::Waiting {
-            entry.1 += 1;
-            let waited = now
-                .wait_started
-                .map(|t| t.elapsed().as_secs_f64())
-                .unwrap_or(0.0);
-            entry.2 = entry.2.max(waited);
-        } else {
-            entry.0 += 1;
-        }
-    }
-    let mut rows: Vec<(String, String, [f64; 12])> = Vec::new();
-    for pool in shared.pools() {
-        let key = (pool.key.database.clone(), pool.key.user.clone());
-        let (active, waiting, maxwait) = clients.remove(&key).unwrap_or_default();
-        let states: Vec<&str> = pool
-            .servers
-            .all()
-            .iter()
-            .map(|info| ServerInfo::state_name(&info.now(), settings.server_check_delay, check))
-            .collect();
-        let count = |name: &str| states.iter().filter(|s| **s == name).count() as f64;
-        rows.push((
-            key.0,
-            key.1,
-            [
-                active as f64,
-                waiting as f64,
-                0.0,
-                0.0,
-                count("active"),
-                0.0,
-                0.0,
-                count("idle"),
-                count("used"),
-                count("tested"),
-                count("new"),
-                maxwait.floor(),
-            ],
-        ));
-    }
-    for ((db, user), (active, waiting, maxwait)) in clients {
-        rows.push((
-            db,
-            user,
-            [
-                active as f64,
-                waiting as f64,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                maxwait.floor(),
-            ],
-        ));
-    }
+    let (pools, others) = pool_counts(shared);
+    let no_servers = ServerCounts::default();
+    // Clients of a pair with no pool (the console's) are published too, without servers.
+    let mut rows: Vec<(String, String, [f64; 12])> = pools
+        .iter()
+        .map(|pool| (&pool.database, &pool.user, &pool.clients, &pool.servers))
+        .chain(
+            others
+                .iter()
+                .map(|((db, user), clients)| (db, user, clients, &no_servers)),
+        )
+        .map(|(db, user, clients, servers)| {
+            let values = [
+                clients.active,
+                clients.waiting,
+                0,
+                0,
+                servers.active,
+                0,
+                0,
+                servers.idle,
+                servers.used,
+                servers.tested,
+                servers.login,
+                clients.max_wait.as_secs() as usize,
+            ]
+            .map(|count| count as f64);
+            (db.clone(), user.clone(), values)
+        })
+        .collect();
     rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let families = [
         ("client_active_connections", "Client connections linked to server connection and able to process queries, shown as connection"),
