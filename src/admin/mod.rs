@@ -36,6 +36,7 @@ use parse::Command;
 pub use reload::reload;
 use result::ResultSet;
 pub(crate) use show_pools::{pool_counts, ServerCounts};
+pub(crate) use show_stats::per_database;
 
 /// The names that reach the console instead of a pool.
 pub const CONSOLE_DATABASES: [&str; 2] = ["pgbouncer", "pgmux"];

@@ -5,16 +5,16 @@
 use std::collections::BTreeMap;
 
 use super::result::{ResultSet, Type, Value};
-use super::show::sorted_pools;
 use super::Console;
+use crate::context::Shared;
 use crate::stats::Totals;
 
 use Type::{Numeric, Text};
 
 /// Current and window-start totals per database, in database order.
-fn per_database(console: &Console) -> Vec<(String, Totals, Totals)> {
+pub(crate) fn per_database(shared: &Shared) -> Vec<(String, Totals, Totals)> {
     let mut by_db: BTreeMap<String, (Totals, Totals)> = BTreeMap::new();
-    for pool in sorted_pools(console) {
+    for pool in shared.pools() {
         let entry = by_db.entry(pool.key.database.clone()).or_default();
         entry.0 = entry.0 + pool.stats.totals();
         entry.1 = entry.1 + pool.stats.older();
@@ -83,7 +83,7 @@ pub(super) fn stats(console: &Console) -> ResultSet {
     ]);
     let mut set = ResultSet::new(&columns);
     let window = console.shared.stats_clock.window();
-    for (db, now, old) in per_database(console) {
+    for (db, now, old) in per_database(&console.shared) {
         let avg = now.average_since(&old, window);
         let mut row: Vec<Value> = vec![db.into()];
         row.extend(counters(&now).into_iter().map(Value::from));
@@ -132,7 +132,7 @@ fn per_db_set(console: &Console, names: &[&'static str; 11], averages: bool) -> 
     columns.extend(names.iter().map(|n| (*n, Numeric)));
     let mut set = ResultSet::new(&columns);
     let window = console.shared.stats_clock.window();
-    for (db, now, old) in per_database(console) {
+    for (db, now, old) in per_database(&console.shared) {
         let shown = if averages {
             now.average_since(&old, window)
         } else {
@@ -148,7 +148,7 @@ fn per_db_set(console: &Console, names: &[&'static str; 11], averages: bool) -> 
 /// SHOW TOTALS: name/value rows over every pool (PgBouncer's `show_stat_totals`).
 pub(super) fn totals(console: &Console) -> ResultSet {
     let (mut now, mut old) = (Totals::default(), Totals::default());
-    for (_, n, o) in per_database(console) {
+    for (_, n, o) in per_database(&console.shared) {
         now = now + n;
         old = old + o;
     }

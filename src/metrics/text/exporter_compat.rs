@@ -2,10 +2,8 @@
 //! help texts, so its dashboards and alerts work unchanged against pgmux: pools, stats
 //! per database, databases and config.
 
-use std::collections::BTreeMap;
-
 use super::Family;
-use crate::admin::{pool_counts, ServerCounts};
+use crate::admin::{per_database, pool_counts, ServerCounts};
 use crate::context::Shared;
 use crate::stats::Totals;
 
@@ -65,11 +63,7 @@ pub(super) fn pools(shared: &Shared, f: &mut Family<'_>) {
 }
 
 pub(super) fn stats(shared: &Shared, f: &mut Family<'_>) {
-    let mut by_db: BTreeMap<String, Totals> = BTreeMap::new();
-    for pool in shared.pools() {
-        let entry = by_db.entry(pool.key.database.clone()).or_default();
-        *entry = *entry + pool.stats.totals();
-    }
+    let by_db = per_database(shared);
     type Pick = fn(&Totals) -> u64;
     let families: [(&str, Pick, f64, &str); 11] = [
         ("queries_pooled_total", |t| t.queries, 1.0, "Total number of SQL queries pooled"),
@@ -87,7 +81,7 @@ pub(super) fn stats(shared: &Shared, f: &mut Family<'_>) {
     for (name, pick, factor, help) in families {
         let name = format!("pgbouncer_stats_{name}");
         f.head(&name, "counter", help);
-        for (db, totals) in &by_db {
+        for (db, totals, _) in &by_db {
             f.sample(&name, &[("database", db)], pick(totals) as f64 * factor);
         }
     }
