@@ -233,8 +233,7 @@ impl Session {
                 }
                 (b'E', Some(body)) => {
                     let severity = crate::server::error_field(body, b'V');
-                    self.server_sent_fatal |=
-                        matches!(severity.as_deref(), Some("FATAL" | "PANIC"));
+                    self.server_sent_fatal |= matches!(severity, Some("FATAL" | "PANIC"));
                     None
                 }
                 (b'C', Some(body)) => {

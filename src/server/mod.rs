@@ -184,18 +184,21 @@ fn data_row(mut body: &[u8]) -> Result<Row, ServerError> {
 
 /// The `M` (message) field of an ErrorResponse/NoticeResponse body.
 pub fn error_message(body: &[u8]) -> String {
-    error_field(body, b'M').unwrap_or_else(|| "unknown server error".to_owned())
+    error_field(body, b'M')
+        .unwrap_or("unknown server error")
+        .to_owned()
 }
 
-/// One field of an ErrorResponse/NoticeResponse body.
-pub fn error_field(mut body: &[u8], wanted: u8) -> Option<String> {
+/// One field of an ErrorResponse/NoticeResponse body, borrowed: the relay reads the
+/// severity of every ErrorResponse it forwards.
+pub fn error_field(mut body: &[u8], wanted: u8) -> Option<&str> {
     while let Some((&field, rest)) = body.split_first() {
         if field == 0 {
             break;
         }
         let (value, rest) = take_cstr(rest)?;
         if field == wanted {
-            return Some(value.to_owned());
+            return Some(value);
         }
         body = rest;
     }
