@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::net::Stream;
 use crate::params::Params;
 use crate::protocol::builders;
-use crate::protocol::frame::{peek_whole, take_cstr};
+use crate::protocol::frame::{parameter_status, peek_whole, take_cstr};
 
 pub use login::{connect, ServerTarget};
 
@@ -112,10 +112,8 @@ impl ServerConn {
 
     /// Records a ParameterStatus body in `params`.
     pub fn note_parameter(&mut self, body: &[u8]) {
-        if let Some((name, rest)) = take_cstr(body) {
-            if let Some((value, _)) = take_cstr(rest) {
-                self.params.set(name, value);
-            }
+        if let Some((name, value)) = parameter_status(body) {
+            self.params.set(name, value);
         }
     }
 
