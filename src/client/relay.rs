@@ -151,7 +151,10 @@ impl Session {
                         self.left = reason::CLIENT_UNEXPECTED_EOF;
                         return Ok(Relayed::ClientLeft { clean: queue.is_idle() && !server_cursor.mid_frame() });
                     }
-                    last_client_activity = Instant::now();
+                    // Only idle_transaction_timeout reads it: no clock read per message when off.
+                    if !settings.idle_transaction_timeout.is_zero() {
+                        last_client_activity = Instant::now();
+                    }
                 }
                 _ = self.drain.started(), if self.mode == PoolMode::Session && queue.is_idle() => {
                     return Err(Refusal::new(ADMIN_SHUTDOWN, reason::SHUTTING_DOWN));
