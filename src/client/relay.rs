@@ -11,12 +11,13 @@ use bytes::Buf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::replies::{Disposition, ReplyQueue};
-use super::session::{note_client_parameter, sleep_until_opt, Relayed, Session, CLIENT_READ};
+use super::session::{sleep_until_opt, Relayed, Session, CLIENT_READ};
 use super::splice::Splice;
 use super::Refusal;
 use crate::config::{PoolMode, Settings};
 use crate::logfmt::reason;
 use crate::pool::PooledServer;
+use crate::protocol::frame::parameter_status;
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION};
 use crate::protocol::FrameCursor;
 use crate::server::ServerConn;
@@ -150,7 +151,10 @@ impl Session {
                         self.left = reason::CLIENT_UNEXPECTED_EOF;
                         return Ok(Relayed::ClientLeft { clean: queue.is_idle() && !server_cursor.mid_frame() });
                     }
-                    last_client_activity = Instant::now();
+                    // Only idle_transaction_timeout reads it: no clock read per message when off.
+                    if !settings.idle_transaction_timeout.is_zero() {
+                        last_client_activity = Instant::now();
+                    }
                 }
                 _ = self.drain.started(), if self.mode == PoolMode::Session && queue.is_idle() => {
                     return Err(Refusal::new(ADMIN_SHUTDOWN, reason::SHUTTING_DOWN));
@@ -217,42 +221,39 @@ impl Session {
             let Some(frame) = frame else { break };
             let end = cursor.consumed();
             let tag = frame.tag;
-            // What the body says; acted on once the read buffer is no longer borrowed.
-            let mut parameter_update = None;
-            let mut statements_dropped = false;
             let status = match (tag, frame.body) {
                 (b'Z', Some(body)) => {
                     tally.queries += 1;
                     body.first().copied()
                 }
                 (b'S', Some(body)) => {
-                    let body = body.to_vec();
-                    note_client_parameter(&mut self.params, &body);
-                    parameter_update = Some(body);
+                    if let Some((name, value)) = parameter_status(body) {
+                        // A parameter the client changed (`SET application_name`) is
+                        // what its later transactions must see.
+                        if self.params.get(name).is_some() {
+                            self.params.set(name, value);
+                        }
+                        conn.params.set(name, value);
+                    }
                     None
                 }
                 (b'E', Some(body)) => {
                     let severity = crate::server::error_field(body, b'V');
-                    self.server_sent_fatal |=
-                        matches!(severity.as_deref(), Some("FATAL" | "PANIC"));
+                    self.server_sent_fatal |= matches!(severity, Some("FATAL" | "PANIC"));
                     None
                 }
                 (b'C', Some(body)) => {
                     self.settings.note_command(body);
                     // DISCARD ALL / DEALLOCATE ALL dropped every prepared statement of
                     // the server; so did this client.
-                    statements_dropped = matches!(body, b"DISCARD ALL\0" | b"DEALLOCATE ALL\0");
+                    if matches!(body, b"DISCARD ALL\0" | b"DEALLOCATE ALL\0") {
+                        conn.statements.clear();
+                        self.statements.clear();
+                    }
                     None
                 }
                 _ => None,
             };
-            if let Some(body) = parameter_update.take() {
-                conn.note_parameter(&body);
-            }
-            if statements_dropped {
-                conn.statements.clear();
-                self.statements.clear();
-            }
             if self.mode == PoolMode::Statement && matches!(status, Some(b'T' | b'E')) {
                 // A transaction block began: refuse it before the client sees it succeed,
                 // as PgBouncer does (the server, mid-transaction, is closed).

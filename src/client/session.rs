@@ -27,7 +27,6 @@ use crate::protocol::builders;
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION};
 use crate::protocol::FrameCursor;
 use crate::shutdown::Drain;
-pub(super) use checkout::note_client_parameter;
 
 /// How much is read from a client socket at once.
 pub(super) const CLIENT_READ: usize = 8 * 1024;

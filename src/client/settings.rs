@@ -35,11 +35,10 @@ impl SessionSettings {
         if !contains_ignore_case(text, b"set") {
             return;
         }
-        let lower = String::from_utf8_lossy(text).to_ascii_lowercase();
-        if lower.contains("set_config") {
+        if contains_ignore_case(text, b"set_config") {
             self.changed = true;
         }
-        for name in custom_names(&lower) {
+        for name in custom_names(text) {
             if self.custom_names.len() < MAX_CUSTOM_NAMES && !self.custom_names.contains(&name) {
                 self.custom_names.push(name);
             }
@@ -97,35 +96,50 @@ impl SessionSettings {
 }
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    find_ignore_case(haystack, needle).is_some()
 }
 
-/// Dotted names following `set [session|local]`, `reset`, or `set_config('` in lower-cased
-/// SQL: the custom settings (`app.tenant`) a client may have set.
-fn custom_names(lower: &str) -> Vec<String> {
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Dotted names following `set [session|local]`, `reset`, or `set_config('` in SQL: the
+/// custom settings (`app.tenant`) a client may have set, lower-cased. Matched without
+/// copying the text: every `UPDATE … SET` passes the "set" pre-check.
+fn custom_names(sql: &[u8]) -> Vec<String> {
     let mut names = Vec::new();
-    for keyword in ["set ", "reset ", "set_config("] {
+    for keyword in [&b"set "[..], b"reset ", b"set_config("] {
         let mut from = 0;
-        while let Some(found) = lower[from..].find(keyword) {
+        while let Some(found) = find_ignore_case(&sql[from..], keyword) {
             let at = from + found;
             from = at + keyword.len();
-            let starts_word = at == 0 || !is_ident_char(lower.as_bytes()[at - 1]);
+            let starts_word = at == 0 || !is_ident_char(sql[at - 1]);
             if !starts_word {
                 continue;
             }
-            let mut rest = lower[from..].trim_start();
-            for modifier in ["session ", "local "] {
-                rest = rest.strip_prefix(modifier).unwrap_or(rest).trim_start();
+            let mut rest = sql[from..].trim_ascii_start();
+            for modifier in [&b"session "[..], b"local "] {
+                if rest.len() >= modifier.len()
+                    && rest[..modifier.len()].eq_ignore_ascii_case(modifier)
+                {
+                    rest = &rest[modifier.len()..];
+                }
+                rest = rest.trim_ascii_start();
             }
-            let rest = rest.trim_start_matches(['\'', '"']);
-            let name: String = rest
-                .chars()
-                .take_while(|&c| is_ident_char(c as u8) || c == '.')
-                .collect();
-            if name.contains('.') && !name.starts_with('.') && !name.ends_with('.') {
-                names.push(name);
+            let quotes = rest
+                .iter()
+                .take_while(|&&b| matches!(b, b'\'' | b'"'))
+                .count();
+            let rest = &rest[quotes..];
+            let len = rest
+                .iter()
+                .take_while(|&&b| is_ident_char(b) || b == b'.')
+                .count();
+            let name = &rest[..len];
+            if name.contains(&b'.') && !name.starts_with(b".") && !name.ends_with(b".") {
+                names.push(String::from_utf8_lossy(name).to_ascii_lowercase());
             }
         }
     }
@@ -155,6 +169,15 @@ mod tests {
         assert!(settings
             .capture_sql()
             .contains("'app.tenant', 'myapp.user_id'"));
+    }
+
+    #[test]
+    fn custom_names_are_found_in_any_case_and_lower_cased() {
+        let mut settings = SessionSettings::default();
+        settings.note_sql(b"UPDATE t SET x = 1; SET LOCAL \"My.Setting\" = 1");
+        settings.note_sql(b"SELECT SET_CONFIG('App.Role', 'x', false)");
+        assert_eq!(settings.custom_names, ["my.setting", "app.role"]);
+        assert!(settings.changed);
     }
 
     #[test]

@@ -17,11 +17,15 @@ pub enum SqlCommand<'a> {
 pub fn parse(query: &[u8]) -> Option<SqlCommand<'_>> {
     let text = std::str::from_utf8(query).ok()?.trim_end_matches('\0');
     let text = text.trim().trim_end_matches(';').trim_end();
+    let (keyword, rest) = word(text)?;
+    // Every simple Query passes here: no lower-cased copy of its first word.
+    let keyword = ["prepare", "execute", "deallocate"]
+        .into_iter()
+        .find(|k| keyword.eq_ignore_ascii_case(k))?;
     if text.contains(';') {
         return None; // several statements, or one we cannot safely split
     }
-    let (keyword, rest) = word(text)?;
-    match keyword.to_ascii_lowercase().as_str() {
+    match keyword {
         "prepare" => {
             let (name, rest) = identifier(rest)?;
             let lowered = rest.trim_start().to_ascii_lowercase();

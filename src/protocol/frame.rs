@@ -140,6 +140,13 @@ pub fn take_cstr(body: &[u8]) -> Option<(&str, &[u8])> {
     Some((text, &body[nul + 1..]))
 }
 
+/// The name and value of a ParameterStatus body.
+pub fn parameter_status(body: &[u8]) -> Option<(&str, &str)> {
+    let (name, rest) = take_cstr(body)?;
+    let (value, _) = take_cstr(rest)?;
+    Some((name, value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -265,7 +265,7 @@ async fn log_in(conn: &mut ServerConn, target: &ServerTarget) -> Result<(), Serv
             }
             b'E' => {
                 return Err(ServerError::Refused {
-                    code: error_field(&body, b'C').unwrap_or_default(),
+                    code: error_field(&body, b'C').unwrap_or_default().to_owned(),
                     message: error_message(&body),
                 })
             }

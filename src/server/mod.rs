@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::net::Stream;
 use crate::params::Params;
 use crate::protocol::builders;
-use crate::protocol::frame::{peek_whole, take_cstr};
+use crate::protocol::frame::{parameter_status, peek_whole, take_cstr};
 
 pub use login::{connect, ServerTarget};
 
@@ -112,10 +112,8 @@ impl ServerConn {
 
     /// Records a ParameterStatus body in `params`.
     pub fn note_parameter(&mut self, body: &[u8]) {
-        if let Some((name, rest)) = take_cstr(body) {
-            if let Some((value, _)) = take_cstr(rest) {
-                self.params.set(name, value);
-            }
+        if let Some((name, value)) = parameter_status(body) {
+            self.params.set(name, value);
         }
     }
 
@@ -184,18 +182,21 @@ fn data_row(mut body: &[u8]) -> Result<Row, ServerError> {
 
 /// The `M` (message) field of an ErrorResponse/NoticeResponse body.
 pub fn error_message(body: &[u8]) -> String {
-    error_field(body, b'M').unwrap_or_else(|| "unknown server error".to_owned())
+    error_field(body, b'M')
+        .unwrap_or("unknown server error")
+        .to_owned()
 }
 
-/// One field of an ErrorResponse/NoticeResponse body.
-pub fn error_field(mut body: &[u8], wanted: u8) -> Option<String> {
+/// One field of an ErrorResponse/NoticeResponse body, borrowed: the relay reads the
+/// severity of every ErrorResponse it forwards.
+pub fn error_field(mut body: &[u8], wanted: u8) -> Option<&str> {
     while let Some((&field, rest)) = body.split_first() {
         if field == 0 {
             break;
         }
         let (value, rest) = take_cstr(rest)?;
         if field == wanted {
-            return Some(value.to_owned());
+            return Some(value);
         }
         body = rest;
     }

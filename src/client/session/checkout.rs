@@ -110,20 +110,6 @@ impl Session {
     }
 }
 
-/// A parameter the server reported (a client's `SET application_name`, say) becomes part
-/// of what this client's later transactions must see.
-pub(in crate::client) fn note_client_parameter(params: &mut Params, body: &[u8]) {
-    let Some((name, rest)) = crate::protocol::frame::take_cstr(body) else {
-        return;
-    };
-    let Some((value, _)) = crate::protocol::frame::take_cstr(rest) else {
-        return;
-    };
-    if params.get(name).is_some() {
-        params.set(name, value);
-    }
-}
-
 /// Runs the parameter-sync `SET`s on a freshly checked-out server.
 async fn apply_params(
     server: &mut PooledServer,
