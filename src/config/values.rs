@@ -144,12 +144,7 @@ pub(crate) fn ssl_mode(value: &Scalar) -> Result<super::SslMode, Expected> {
 }
 
 pub(crate) fn sigterm_shutdown(value: &Scalar) -> Result<super::SigtermShutdown, Expected> {
-    const EXPECTED: Expected = "one of \"wait_for_servers\", \"wait_for_clients\"";
-    match text(value).map_err(|_| EXPECTED)?.as_str() {
-        "wait_for_servers" => Ok(super::SigtermShutdown::WaitForServers),
-        "wait_for_clients" => Ok(super::SigtermShutdown::WaitForClients),
-        _ => Err(EXPECTED),
-    }
+    choice(value, "one of \"wait_for_servers\", \"wait_for_clients\"")
 }
 
 /// `peer_id`: 0 (peering off) up to the 14 bits the cancel key has room for.

@@ -133,6 +133,30 @@ pub enum SigtermShutdown {
     WaitForClients,
 }
 
+impl SigtermShutdown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigtermShutdown::WaitForServers => "wait_for_servers",
+            SigtermShutdown::WaitForClients => "wait_for_clients",
+        }
+    }
+}
+
+impl std::str::FromStr for SigtermShutdown {
+    type Err = UnknownVariant;
+
+    /// Case-insensitive, as the other choices (and the console's SHUTDOWN argument).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [
+            SigtermShutdown::WaitForServers,
+            SigtermShutdown::WaitForClients,
+        ]
+        .into_iter()
+        .find(|mode| mode.as_str().eq_ignore_ascii_case(text.trim()))
+        .ok_or(UnknownVariant)
+    }
+}
+
 /// A `pool_mode` or `auth_type` string that names no known variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownVariant;

@@ -159,3 +159,16 @@ fn a_value_from_the_file_is_not_blamed_on_the_environment() {
         "pooler.toml: workers: invalid value -1: expected a whole number, 0 or more"
     );
 }
+
+#[test]
+fn sigterm_shutdown_reads_like_the_other_choices() {
+    let settings = parse_str(
+        "",
+        FILE,
+        &env(&[("PGMUX_SIGTERM_SHUTDOWN", " WAIT_FOR_CLIENTS ")]),
+    )
+    .unwrap();
+    assert_eq!(settings.sigterm_shutdown, SigtermShutdown::WaitForClients);
+    let error = parse_str("", FILE, &env(&[("PGMUX_SIGTERM_SHUTDOWN", "later")])).unwrap_err();
+    assert_eq!(error.key(), Some("sigterm_shutdown"));
+}
