@@ -9,6 +9,7 @@ use tempfile::TempDir;
 
 use crate::harness::pgmux::pgmux_command;
 use crate::harness::{self, pgmux, run_tool, Pgmux, PgmuxBuilder};
+use crate::support::current_user;
 use crate::wire::{connect, read_message, send, startup_packet, PROTOCOL_3_0};
 
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -278,11 +279,7 @@ async fn peer_lets_in_only_the_os_user_of_the_same_name() {
     let client = unix_login(&pgmux, &me, None, "as_app")
         .await
         .unwrap_or_else(|e| panic!("peer login as {me}: {e:?}\n{}", pgmux.logs()));
-    let row = client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "app");
+    assert_eq!(current_user(&client).await, "app");
 
     if me != "app" {
         // Asking for another name than one's own: refused, whatever the password.

@@ -5,15 +5,7 @@ use std::time::Duration;
 
 use crate::harness::ini::{stored_secret, IniFiles, LISTEN};
 use crate::harness::{self, pgmux, postgres, run_tool, unique_name};
-use crate::support::{message, sqlstate};
-
-async fn current_user(client: &tokio_postgres::Client) -> String {
-    client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
+use crate::support::{current_user, message, sqlstate};
 
 /// userlist.txt with a plain password, PostgreSQL's own md5 hash and a SCRAM secret (the
 /// SCRAM one reaches PostgreSQL through a forced user, as PgBouncer documents: a SCRAM

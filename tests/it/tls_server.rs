@@ -4,6 +4,7 @@
 
 use crate::harness::tls::TestPki;
 use crate::harness::{self, pgmux, postgres, Pgmux, PgmuxBuilder};
+use crate::support::current_user;
 
 fn quoted(path: &std::path::Path) -> String {
     format!("\"{}\"", path.display())
@@ -151,11 +152,7 @@ async fn client_certificate_logs_pgmux_in_where_postgres_demands_one() {
     .start()
     .await;
     let client = pgmux.connect("certuser", "pgmux-side secret", "app").await;
-    let row = client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "certuser");
+    assert_eq!(current_user(&client).await, "certuser");
 
     // Without the certificate PostgreSQL refuses certuser.
     let pgmux = with_server_tls("localhost", &[("server_tls_sslmode", "\"require\"".into())])
