@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::admin_support::{admin, admin_error, admin_pgmux, show, ADMIN};
 use crate::harness;
-use crate::support::{within, ScratchDb};
+use crate::support::{message, sqlstate, within, ScratchDb};
 
 async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
     client
@@ -105,6 +105,15 @@ async fn sigusr1_pauses_and_sigusr2_resumes() {
         .unwrap();
 }
 
+/// The next query of a client the console killed fails: with PgBouncer's FATAL if the
+/// client reads it as that query's reply, as a closed connection if it read it before.
+fn assert_killed(error: &tokio_postgres::Error, reason: &str) {
+    assert!(
+        error.is_closed() || (sqlstate(error), message(error)) == ("57P01".into(), reason.into()),
+        "{error:?}"
+    );
+}
+
 #[tokio::test]
 async fn kill_client_ends_that_client_only_and_kill_db_drops_and_pauses_the_database() {
     let _guard = harness::shared();
@@ -136,7 +145,7 @@ async fn kill_client_ends_that_client_only_and_kill_db_drops_and_pauses_the_data
         .await
         .unwrap();
     let error = victim.simple_query("select 1").await.expect_err("killed");
-    assert!(error.is_closed() || error.code().is_some(), "{error:?}");
+    assert_killed(&error, "admin forced disconnect");
     bystander
         .simple_query("select 1")
         .await
@@ -156,7 +165,11 @@ async fn kill_client_ends_that_client_only_and_kill_db_drops_and_pauses_the_data
         .simple_query(&format!("KILL {}", db.name))
         .await
         .unwrap();
-    assert!(bystander.simple_query("select 1").await.is_err());
+    let error = bystander
+        .simple_query("select 1")
+        .await
+        .expect_err("KILL closes the database's clients");
+    assert_killed(&error, "database removed");
     assert!(db.no_backends_within(None, Duration::from_secs(5)).await);
     let databases = show(&console, "SHOW DATABASES").await;
     assert_eq!(databases.num("name", &db.name, "paused"), 1);
@@ -220,7 +233,14 @@ async fn disable_refuses_new_logins_and_enable_allows_them_again() {
     let console = admin(&pgmux).await;
     let existing = pgmux.app().await;
     console.simple_query("DISABLE app").await.unwrap();
-    assert!(pgmux.try_connect("app", "secret", "app").await.is_err());
+    let error = pgmux
+        .try_connect("app", "secret", "app")
+        .await
+        .expect_err("DISABLE refuses new logins");
+    assert_eq!(
+        (sqlstate(&error), message(&error)),
+        ("08P01".into(), "database \"app\" is disabled".into())
+    );
     existing
         .simple_query("select 1")
         .await
@@ -342,10 +362,11 @@ async fn shutdown_ends_the_process_and_wait_for_clients_waits_for_them() {
         .simple_query("SHUTDOWN WAIT_FOR_CLIENTS")
         .await
         .unwrap();
-    assert!(
-        pgmux.try_connect("app", "secret", "app").await.is_err(),
-        "no new clients"
-    );
+    let error = pgmux
+        .try_connect("app", "secret", "app")
+        .await
+        .expect_err("no new clients");
+    assert_eq!(sqlstate(&error), "57P01", "{error:?}");
     assert!(
         pgmux.wait_exit(Duration::from_millis(300)).await.is_none(),
         "waits for the transaction"

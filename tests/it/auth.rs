@@ -108,7 +108,14 @@ async fn scram_secrets_and_md5_hashes_work_as_stored_passwords() {
         "clearuser",
         "forced user logs in to PostgreSQL"
     );
-    assert!(pgmux.try_connect("app", "nope", "app").await.is_err());
+    let error = pgmux
+        .try_connect("app", "nope", "app")
+        .await
+        .expect_err("the SCRAM secret checks the password");
+    assert_eq!(
+        (sqlstate(&error), message(&error)),
+        ("08P01".into(), "SASL authentication failed".into())
+    );
 
     let md5 = ::pgmux::auth::md5_hash("md5user", "md5secret");
     let pgmux = pgmux_with_md5_user(&md5).await;

@@ -4,7 +4,7 @@
 
 use crate::harness::tls::TestPki;
 use crate::harness::{self, pgmux, postgres, Pgmux, PgmuxBuilder};
-use crate::support::current_user;
+use crate::support::{current_user, sqlstate};
 
 fn quoted(path: &std::path::Path) -> String {
     format!("\"{}\"", path.display())
@@ -159,8 +159,9 @@ async fn client_certificate_logs_pgmux_in_where_postgres_demands_one() {
         .user("certuser", "password = \"pgmux-side secret\"")
         .start()
         .await;
-    assert!(pgmux
+    let error = pgmux
         .try_connect("certuser", "pgmux-side secret", "app")
         .await
-        .is_err());
+        .expect_err("PostgreSQL asks for a certificate");
+    assert_eq!(sqlstate(&error), "28000", "{error:?}");
 }
