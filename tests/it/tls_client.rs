@@ -178,11 +178,13 @@ async fn tokio_postgres_over_rustls_verifies_pgmux_and_binds_the_channel() {
     assert_eq!(row.get::<_, i32>(0), 2);
     // PgBouncer's `tls=` field of the login line: version/cipher/key exchange.
     // (TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519 with today's rustls defaults).
-    let logs = pgmux.logs();
-    let login = logs
-        .lines()
-        .find(|l| l.contains("login attempt: db=app user=app tls=TLSv1.3/TLS_"))
-        .unwrap_or_else(|| panic!("{logs}"));
+    let login = pgmux
+        .wait_for_line(
+            &["login attempt: db=app user=app tls=TLSv1.3/TLS_"],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|| panic!("{}", pgmux.logs()));
     assert!(
         login.contains("/ECDH=") && login.ends_with(" replication=no"),
         "{login}"
