@@ -2,13 +2,13 @@
 //! from where and with which method — over TCP, the unix socket and TLS, for pools and
 //! the admin console, across reloads.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
 use crate::harness::pgmux::pgmux_command;
-use crate::harness::{self, pgmux, run_tool, Pgmux, PgmuxBuilder};
+use crate::harness::{self, pgmux, run_tool, toml_path, Pgmux, PgmuxBuilder};
 use crate::support::current_user;
 use crate::wire::{connect, read_message, send, startup_packet, PROTOCOL_3_0};
 
@@ -38,10 +38,6 @@ impl HbaFile {
         std::fs::write(&staging, rules).expect("write new hba file");
         std::fs::rename(&staging, &self.path).expect("replace hba file");
     }
-}
-
-pub fn toml_path(path: &Path) -> String {
-    format!("{:?}", path.display().to_string())
 }
 
 /// The harness defaults with `auth_type = "hba"` and `file` as `auth_hba_file`.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::harness::ini::{stored_secret, IniFiles, LISTEN};
-use crate::harness::{self, pgmux, postgres, run_tool, unique_name};
+use crate::harness::{self, pgmux, postgres, run_tool, toml_path, unique_name};
 use crate::support::{current_user, message, sqlstate};
 
 /// userlist.txt with a plain password, PostgreSQL's own md5 hash and a SCRAM secret (the
@@ -242,7 +242,7 @@ async fn auth_file_in_pooler_toml_adds_users() {
         "\"carol\" \"carolpw\"\n\"app\" \"not-the-password\"\n",
     );
     let pgmux = pgmux()
-        .setting("auth_file", &format!("{:?}", userlist.display().to_string()))
+        .setting("auth_file", &toml_path(&userlist))
         .database(
             "forced",
             "host = \"127.0.0.1\"\nport = {PGPORT}\ndbname = \"app\"\nuser = \"app\"\npassword = \"secret\"",

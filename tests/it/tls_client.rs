@@ -7,23 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::harness::tls::{CertFiles, TestPki};
-use crate::harness::{self, pgmux, postgres, run_tool, Pgmux, ToolOutput};
+use crate::harness::{self, pgmux, postgres, run_tool, toml_path, Pgmux, ToolOutput};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn quoted(path: &Path) -> String {
-    format!("\"{}\"", path.display())
-}
-
 /// pgmux serving TLS to clients with a certificate for localhost/127.0.0.1.
 async fn tls_pgmux(mode: &str, pki: &TestPki, cert: &CertFiles) -> Pgmux {
-    pgmux()
-        .setting("client_tls_sslmode", &format!("\"{mode}\""))
-        .setting("client_tls_cert_file", &quoted(&cert.cert))
-        .setting("client_tls_key_file", &quoted(&cert.key))
-        .setting("client_tls_ca_file", &quoted(pki.ca_file()))
-        .start()
-        .await
+    pgmux().client_tls(mode, pki, cert).start().await
 }
 
 /// psql through pgmux as `app` with extra libpq connection options; runs `sql`.
@@ -269,8 +259,8 @@ async fn unreadable_key_file_fails_the_configuration_check() {
         format!(
             "client_tls_sslmode = \"require\"\nclient_tls_cert_file = {}\n\
              client_tls_key_file = {}\n",
-            quoted(&cert.cert),
-            quoted(&pki.dir().join("missing.key"))
+            toml_path(&cert.cert),
+            toml_path(&pki.dir().join("missing.key"))
         ),
     )
     .unwrap();
