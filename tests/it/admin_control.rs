@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::admin_support::{admin, admin_error, admin_pgmux, show, ADMIN};
+use crate::admin_support::{admin, admin_error, admin_pgmux, held_query, paused, show, ADMIN};
 use crate::harness;
 use crate::support::{message, sqlstate, within, ScratchDb};
 
@@ -39,26 +39,14 @@ async fn pause_waits_for_running_transactions_then_holds_new_ones_until_resume()
         .unwrap();
     // Paused: the servers are gone and a new transaction waits.
     assert!(db.no_backends_within(None, Duration::from_secs(5)).await);
-    assert_eq!(
-        show(&console, "SHOW STATE")
-            .await
-            .get("key", "paused", "value")
-            .as_deref(),
-        Some("yes")
-    );
-    let held = tokio::spawn(async move { b.simple_query("select 1").await.map(|_| b) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!held.is_finished(), "a query ran while paused");
+    assert_eq!(paused(&console).await, "yes");
+    let held = held_query(b).await;
     assert_eq!(
         admin_error(&console, "PAUSE").await.1,
         "already suspended/paused"
     );
     console.simple_query("RESUME").await.unwrap();
-    within(Duration::from_secs(10), held)
-        .await
-        .expect("runs after RESUME")
-        .unwrap()
-        .unwrap();
+    held.runs_within(Duration::from_secs(10)).await;
     assert_eq!(
         admin_error(&console, "RESUME").await.1,
         "pooler is not paused/suspended"
@@ -87,22 +75,10 @@ async fn sigusr1_pauses_and_sigusr2_resumes() {
             .wait_for_log("got SIGUSR1", Duration::from_secs(5))
             .await
     );
-    assert_eq!(
-        show(&console, "SHOW STATE")
-            .await
-            .get("key", "paused", "value")
-            .as_deref(),
-        Some("yes")
-    );
-    let held = tokio::spawn(async move { app.simple_query("select 1").await.map(|_| app) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!held.is_finished());
+    assert_eq!(paused(&console).await, "yes");
+    let held = held_query(app).await;
     pgmux.signal("USR2");
-    within(Duration::from_secs(10), held)
-        .await
-        .expect("resumed")
-        .unwrap()
-        .unwrap();
+    held.runs_within(Duration::from_secs(10)).await;
 }
 
 /// The next query of a client the console killed fails: with PgBouncer's FATAL if the
@@ -175,18 +151,12 @@ async fn kill_client_ends_that_client_only_and_kill_db_drops_and_pauses_the_data
     assert_eq!(databases.num("name", &db.name, "paused"), 1);
     // New clients of a killed database wait for RESUME.
     let late = pgmux.connect("app", "secret", &db.name).await;
-    let held = tokio::spawn(async move { late.simple_query("select 1").await.map(|_| late) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!held.is_finished());
+    let held = held_query(late).await;
     console
         .simple_query(&format!("RESUME {}", db.name))
         .await
         .unwrap();
-    within(Duration::from_secs(10), held)
-        .await
-        .expect("resumed")
-        .unwrap()
-        .unwrap();
+    held.runs_within(Duration::from_secs(10)).await;
     drop(pgmux);
     db.drop_db().await;
 }
