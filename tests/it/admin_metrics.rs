@@ -12,9 +12,10 @@ use crate::harness::{self, Pgmux};
 
 async fn metrics_addr(pgmux: &Pgmux) -> String {
     let marker = "metrics endpoint on http://";
-    assert!(pgmux.wait_for_log(marker, Duration::from_secs(5)).await);
-    let logs = pgmux.logs();
-    let line = logs.lines().find(|l| l.contains(marker)).unwrap();
+    let line = pgmux
+        .wait_for_line(&[marker], Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("{}", pgmux.logs()));
     line.rsplit(marker)
         .next()
         .unwrap()

@@ -112,3 +112,32 @@ pub async fn admin_error(client: &Client, command: &str) -> (String, String) {
     let db = error.as_db_error().expect("a server error");
     (db.code().code().to_owned(), db.message().to_owned())
 }
+
+/// SHOW STATE's `paused` value: "yes" or "no".
+pub async fn paused(console: &Client) -> String {
+    show(console, "SHOW STATE")
+        .await
+        .get("key", "paused", "value")
+        .expect("SHOW STATE has a paused row")
+}
+
+/// A `select 1` sent while its database is paused, already seen waiting for 300 ms.
+pub struct HeldQuery(tokio::task::JoinHandle<Result<Client, tokio_postgres::Error>>);
+
+pub async fn held_query(client: Client) -> HeldQuery {
+    let task = tokio::spawn(async move { client.simple_query("select 1").await.map(|_| client) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "a query ran while paused");
+    HeldQuery(task)
+}
+
+impl HeldQuery {
+    /// Once resumed, the query runs; the client is handed back.
+    pub async fn runs_within(self, timeout: Duration) -> Client {
+        tokio::time::timeout(timeout, self.0)
+            .await
+            .unwrap_or_else(|_| panic!("the held query still waits after {timeout:?}"))
+            .expect("query task")
+            .expect("the held query runs")
+    }
+}

@@ -2,7 +2,7 @@
 //! uses towards PostgreSQL (SCRAM for `app`, md5 for `md5user`, cleartext for `clearuser`).
 
 use crate::harness::{self, pgmux};
-use crate::support::{message, sqlstate};
+use crate::support::{current_user, message, sqlstate};
 
 async fn each_user_logs_in_and_queries(auth_type: &str) {
     let pgmux = pgmux()
@@ -15,11 +15,7 @@ async fn each_user_logs_in_and_queries(auth_type: &str) {
         ("clearuser", "clearsecret"),
     ] {
         let client = pgmux.connect(user, password, "app").await;
-        let row = client
-            .query_one("select current_user::text", &[])
-            .await
-            .unwrap();
-        assert_eq!(row.get::<_, String>(0), user, "auth_type {auth_type}");
+        assert_eq!(current_user(&client).await, user, "auth_type {auth_type}");
     }
 }
 
@@ -107,26 +103,25 @@ async fn scram_secrets_and_md5_hashes_work_as_stored_passwords() {
         .start()
         .await;
     let client = pgmux.connect("app", "secret", "app").await;
-    let row = client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap();
     assert_eq!(
-        row.get::<_, String>(0),
+        current_user(&client).await,
         "clearuser",
         "forced user logs in to PostgreSQL"
     );
-    assert!(pgmux.try_connect("app", "nope", "app").await.is_err());
+    let error = pgmux
+        .try_connect("app", "nope", "app")
+        .await
+        .expect_err("the SCRAM secret checks the password");
+    assert_eq!(
+        (sqlstate(&error), message(&error)),
+        ("08P01".into(), "SASL authentication failed".into())
+    );
 
     let md5 = ::pgmux::auth::md5_hash("md5user", "md5secret");
     let pgmux = pgmux_with_md5_user(&md5).await;
     let client = pgmux.connect("md5user", "md5secret", "app").await;
-    let row = client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap();
     assert_eq!(
-        row.get::<_, String>(0),
+        current_user(&client).await,
         "md5user",
         "md5 hash logs in to PostgreSQL's md5 auth"
     );

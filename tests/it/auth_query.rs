@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::admin_support::show;
 use crate::harness::{self, pgmux, postgres, Pgmux, PgmuxBuilder};
-use crate::support::{message, sqlstate};
+use crate::support::{current_user, message, sqlstate};
 
 pub const ROLE_PASSWORD: &str = "rolepw";
 pub const AUTH_PASSWORD: &str = "authpw";
@@ -59,14 +59,6 @@ pub fn auth_query_pgmux(auth_user: &str) -> PgmuxBuilder {
     pgmux()
         .setting("auth_user", &format!("\"{auth_user}\""))
         .user(auth_user, &format!("password = \"{AUTH_PASSWORD}\""))
-}
-
-pub async fn current_user(client: &tokio_postgres::Client) -> String {
-    client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 /// Refused with PgBouncer's 08P01 and text (SCRAM's or md5's), as any unknown user or

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use crate::auth_query::{
-    assert_password_refused, auth_query_pgmux, create_role, create_superuser_auth_role,
-    current_user, Stored, AUTH_PASSWORD, ROLE_PASSWORD,
+    assert_password_refused, auth_query_pgmux, create_role, create_superuser_auth_role, Stored,
+    AUTH_PASSWORD, ROLE_PASSWORD,
 };
 use crate::harness::ini::{IniFiles, LISTEN};
 use crate::harness::{self, postgres, run_tool};
-use crate::support::{message, sqlstate};
+use crate::support::{current_user, message, sqlstate};
 
 const LOOKUP_FAILED: &str = "authentication lookup failed (auth_query); see the pooler log";
 const WRONG_AUTH_PASSWORD: &str = "not-the-auth-password";

@@ -45,25 +45,18 @@ async fn the_pgmux_os_user_reaches_the_console_as_pgbouncer_over_the_unix_socket
     );
     // Logged as PgBouncer does, with the peer's pid: `pgbouncer/pgbouncer@unix(PID):PORT`
     // (the line follows the one above: wait for it too).
+    let login = format!(
+        "):{} login attempt: db=pgbouncer user=pgbouncer",
+        pgmux.port()
+    );
     assert!(
         pgmux
-            .wait_for_log(
-                "login attempt: db=pgbouncer user=pgbouncer",
+            .wait_for_line(
+                &["pgbouncer/pgbouncer@unix(", &login],
                 Duration::from_secs(5)
             )
-            .await,
-        "{}",
-        pgmux.logs()
-    );
-    let port = pgmux.port();
-    assert!(
-        pgmux
-            .logs()
-            .lines()
-            .any(|line| line.contains("pgbouncer/pgbouncer@unix(")
-                && line.contains(&format!(
-                    "):{port} login attempt: db=pgbouncer user=pgbouncer"
-                ))),
+            .await
+            .is_some(),
         "{}",
         pgmux.logs()
     );

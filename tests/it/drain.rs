@@ -57,7 +57,11 @@ async fn closed_right_after_commit(mode: &str) {
     let error = ended.expect_err("the connection ends with pgmux's FATAL");
     assert_eq!(sqlstate(&error), "57P01", "{mode}: {error:?}");
     assert_eq!(message(&error), "pooler is shutting down");
-    assert!(client.batch_execute("select 1").await.is_err());
+    assert!(client
+        .batch_execute("select 1")
+        .await
+        .expect_err("closed")
+        .is_closed());
     let status = pgmux.wait_exit(Duration::from_secs(5)).await;
     assert!(
         status.is_some_and(|s| s.success()),

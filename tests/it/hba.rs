@@ -2,13 +2,14 @@
 //! from where and with which method — over TCP, the unix socket and TLS, for pools and
 //! the admin console, across reloads.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
 use crate::harness::pgmux::pgmux_command;
-use crate::harness::{self, pgmux, run_tool, Pgmux, PgmuxBuilder};
+use crate::harness::{self, pgmux, run_tool, toml_path, Pgmux, PgmuxBuilder};
+use crate::support::current_user;
 use crate::wire::{connect, read_message, send, startup_packet, PROTOCOL_3_0};
 
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -37,10 +38,6 @@ impl HbaFile {
         std::fs::write(&staging, rules).expect("write new hba file");
         std::fs::rename(&staging, &self.path).expect("replace hba file");
     }
-}
-
-pub fn toml_path(path: &Path) -> String {
-    format!("{:?}", path.display().to_string())
 }
 
 /// The harness defaults with `auth_type = "hba"` and `file` as `auth_hba_file`.
@@ -278,11 +275,7 @@ async fn peer_lets_in_only_the_os_user_of_the_same_name() {
     let client = unix_login(&pgmux, &me, None, "as_app")
         .await
         .unwrap_or_else(|e| panic!("peer login as {me}: {e:?}\n{}", pgmux.logs()));
-    let row = client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "app");
+    assert_eq!(current_user(&client).await, "app");
 
     if me != "app" {
         // Asking for another name than one's own: refused, whatever the password.

@@ -5,17 +5,13 @@ use std::time::Duration;
 
 use crate::harness::tls::{CertFiles, TestPki};
 use crate::harness::{self, postgres, run_tool, Pgmux, ToolOutput};
-use crate::hba::{hba_pgmux, refusal, toml_path, HbaFile};
+use crate::hba::{hba_pgmux, refusal, HbaFile};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 
 async fn tls_hba_pgmux(hba: &HbaFile, mode: &str, pki: &TestPki) -> Pgmux {
-    let cert = pki.server_cert("pgmux");
     hba_pgmux(hba)
-        .setting("client_tls_sslmode", &format!("\"{mode}\""))
-        .setting("client_tls_cert_file", &toml_path(&cert.cert))
-        .setting("client_tls_key_file", &toml_path(&cert.key))
-        .setting("client_tls_ca_file", &toml_path(pki.ca_file()))
+        .client_tls(mode, pki, &pki.server_cert("pgmux"))
         .start()
         .await
 }

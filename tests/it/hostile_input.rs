@@ -131,11 +131,13 @@ async fn a_flood_of_failed_logins_does_not_stop_good_ones_and_is_logged_with_the
         }
     };
     tokio::join!(attacker, good);
-    let logs = pgmux.logs();
     // PgBouncer's line: `C-0x…: app/nobody@127.0.0.1:PORT pooler error: …`.
-    let failure = logs
-        .lines()
-        .find(|l| l.contains("/nobody@") && l.contains("pooler error: SASL authentication failed"))
+    let failure = pgmux
+        .wait_for_line(
+            &["/nobody@", "pooler error: SASL authentication failed"],
+            Duration::from_secs(5),
+        )
+        .await
         .expect("failed logins are logged");
     assert!(
         failure.contains("/nobody@127.0.0.1:"),

@@ -4,16 +4,8 @@
 use std::time::Duration;
 
 use crate::harness::ini::{stored_secret, IniFiles, LISTEN};
-use crate::harness::{self, pgmux, postgres, run_tool, unique_name};
-use crate::support::{message, sqlstate};
-
-async fn current_user(client: &tokio_postgres::Client) -> String {
-    client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
+use crate::harness::{self, pgmux, postgres, run_tool, toml_path, unique_name};
+use crate::support::{current_user, message, sqlstate};
 
 /// userlist.txt with a plain password, PostgreSQL's own md5 hash and a SCRAM secret (the
 /// SCRAM one reaches PostgreSQL through a forced user, as PgBouncer documents: a SCRAM
@@ -250,7 +242,7 @@ async fn auth_file_in_pooler_toml_adds_users() {
         "\"carol\" \"carolpw\"\n\"app\" \"not-the-password\"\n",
     );
     let pgmux = pgmux()
-        .setting("auth_file", &format!("{:?}", userlist.display().to_string()))
+        .setting("auth_file", &toml_path(&userlist))
         .database(
             "forced",
             "host = \"127.0.0.1\"\nport = {PGPORT}\ndbname = \"app\"\nuser = \"app\"\npassword = \"secret\"",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::harness::ini::{IniFiles, IniPgmux, LISTEN};
 use crate::harness::{self, postgres, ToolOutput};
-use crate::support::{message, sqlstate, within};
+use crate::support::{current_user, message, sqlstate, within};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -70,11 +70,7 @@ async fn pool_modes_come_from_databases_and_users_sections() {
     // reports: statement mode and its forced role; a transaction block is refused with
     // PgBouncer's words.
     let reports = pgmux.connect("app", "secret", "reports").await;
-    let row = reports
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "clearuser");
+    assert_eq!(current_user(&reports).await, "clearuser");
     let error = reports.batch_execute("begin").await.unwrap_err();
     assert_eq!(
         (sqlstate(&error), message(&error)),

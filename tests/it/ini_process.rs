@@ -270,5 +270,9 @@ async fn sigquit_exits_immediately_despite_an_open_transaction() {
         !pgmux.files.path("quit.pid").exists(),
         "pid file left behind"
     );
-    assert!(client.query_one("select 1", &[]).await.is_err());
+    assert!(client
+        .query_one("select 1", &[])
+        .await
+        .expect_err("pgmux is gone")
+        .is_closed());
 }

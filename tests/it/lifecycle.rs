@@ -174,7 +174,11 @@ async fn drain_on(sig: &str) {
     let error = ended.expect_err("the idle client's connection ends with an error");
     assert_eq!(sqlstate(&error), "57P01", "{error:?}");
     assert_eq!(message(&error), "pooler is shutting down");
-    assert!(idle_client.batch_execute("select 1").await.is_err());
+    assert!(idle_client
+        .batch_execute("select 1")
+        .await
+        .expect_err("closed")
+        .is_closed());
     // No new clients.
     assert!(
         tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -238,10 +242,11 @@ async fn shutdown_timeout_cuts_a_transaction_that_never_ends() {
         "exit took {:?}",
         signalled.elapsed()
     );
-    assert!(
-        stuck.batch_execute("commit").await.is_err(),
-        "the stuck client was cut"
-    );
+    let error = stuck
+        .batch_execute("commit")
+        .await
+        .expect_err("the stuck client was cut");
+    assert!(error.is_closed(), "{error:?}");
 }
 
 fn run_pgmux(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

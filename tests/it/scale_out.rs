@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use crate::harness::{self, pgmux, postgres, PgmuxBuilder};
+use crate::harness::{self, pgmux, postgres, toml_path, PgmuxBuilder};
 use crate::support::{sqlstate, ScratchDb};
 
 const PGMUX_BIN: &str = env!("CARGO_BIN_EXE_pgmux");
@@ -101,10 +101,7 @@ async fn online_restart_under_pgbench_fails_no_transaction() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The new process binds the same port and the same unix socket path.
     let new = on_shared_port(&db, port)
-        .setting(
-            "unix_socket_dir",
-            &format!("{:?}", old.socket_dir().display().to_string()),
-        )
+        .setting("unix_socket_dir", &toml_path(old.socket_dir()))
         .start()
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -3,6 +3,7 @@
 //! that proof. No plaintext password is configured anywhere.
 
 use crate::harness::{self, pgmux, postgres};
+use crate::support::current_user;
 
 #[tokio::test]
 async fn scram_secret_only_user_reaches_postgres_with_the_proven_keys() {
@@ -34,12 +35,8 @@ async fn scram_secret_only_user_reaches_postgres_with_the_proven_keys() {
             .start()
             .await;
         let client = pgmux.connect(&role, "only the client knows", "app").await;
-        let row = client
-            .query_one("select current_user::text", &[])
-            .await
-            .unwrap();
         assert_eq!(
-            row.get::<_, String>(0),
+            current_user(&client).await,
             role,
             "server_tls_sslmode {server_tls}"
         );

@@ -100,6 +100,15 @@ pub async fn direct(db: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The role PostgreSQL sees the client as (after any forced user or auth_query lookup).
+pub async fn current_user(client: &tokio_postgres::Client) -> String {
+    client
+        .query_one("select current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 pub fn sqlstate(error: &tokio_postgres::Error) -> String {
     error
         .code()

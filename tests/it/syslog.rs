@@ -6,7 +6,7 @@ use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use crate::harness::ini::{IniFiles, LISTEN};
-use crate::harness::{self, pgmux};
+use crate::harness::{self, pgmux, toml_path};
 
 /// Datagrams received until one contains `needle` (or the time is up).
 fn received_until(daemon: &UnixDatagram, needle: &str) -> Vec<String> {
@@ -39,10 +39,7 @@ async fn log_lines_go_to_syslog_with_ident_and_facility() {
         .setting("syslog", "true")
         .setting("syslog_ident", "\"pgbouncer\"")
         .setting("syslog_facility", "\"local0\"")
-        .setting(
-            "syslog_socket",
-            &format!("{:?}", socket.display().to_string()),
-        )
+        .setting("syslog_socket", &toml_path(&socket))
         .start()
         .await;
     let client = pgmux.app().await;

@@ -32,8 +32,12 @@ async fn idle_transaction_timeout_closes_the_client_and_discards_its_server() {
         "{error:?}"
     );
     assert!(
-        client.batch_execute("commit").await.is_err(),
-        "the next statement fails"
+        client
+            .batch_execute("commit")
+            .await
+            .expect_err("the next statement fails")
+            .is_closed(),
+        "the connection is closed"
     );
 
     assert!(
@@ -71,7 +75,11 @@ async fn client_idle_timeout_disconnects_idle_clients() {
         ("08P01".into(), "client_idle_timeout".into()),
         "{error:?}"
     );
-    assert!(client.batch_execute("select 1").await.is_err());
+    assert!(client
+        .batch_execute("select 1")
+        .await
+        .expect_err("closed")
+        .is_closed());
 }
 
 /// As in PgBouncer, client_idle_timeout spares a client that holds a server, which a

@@ -7,23 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::harness::tls::{CertFiles, TestPki};
-use crate::harness::{self, pgmux, postgres, run_tool, Pgmux, ToolOutput};
+use crate::harness::{self, pgmux, postgres, run_tool, toml_path, Pgmux, ToolOutput};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn quoted(path: &Path) -> String {
-    format!("\"{}\"", path.display())
-}
-
 /// pgmux serving TLS to clients with a certificate for localhost/127.0.0.1.
 async fn tls_pgmux(mode: &str, pki: &TestPki, cert: &CertFiles) -> Pgmux {
-    pgmux()
-        .setting("client_tls_sslmode", &format!("\"{mode}\""))
-        .setting("client_tls_cert_file", &quoted(&cert.cert))
-        .setting("client_tls_key_file", &quoted(&cert.key))
-        .setting("client_tls_ca_file", &quoted(pki.ca_file()))
-        .start()
-        .await
+    pgmux().client_tls(mode, pki, cert).start().await
 }
 
 /// psql through pgmux as `app` with extra libpq connection options; runs `sql`.
@@ -178,11 +168,13 @@ async fn tokio_postgres_over_rustls_verifies_pgmux_and_binds_the_channel() {
     assert_eq!(row.get::<_, i32>(0), 2);
     // PgBouncer's `tls=` field of the login line: version/cipher/key exchange.
     // (TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519 with today's rustls defaults).
-    let logs = pgmux.logs();
-    let login = logs
-        .lines()
-        .find(|l| l.contains("login attempt: db=app user=app tls=TLSv1.3/TLS_"))
-        .unwrap_or_else(|| panic!("{logs}"));
+    let login = pgmux
+        .wait_for_line(
+            &["login attempt: db=app user=app tls=TLSv1.3/TLS_"],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|| panic!("{}", pgmux.logs()));
     assert!(
         login.contains("/ECDH=") && login.ends_with(" replication=no"),
         "{login}"
@@ -267,8 +259,8 @@ async fn unreadable_key_file_fails_the_configuration_check() {
         format!(
             "client_tls_sslmode = \"require\"\nclient_tls_cert_file = {}\n\
              client_tls_key_file = {}\n",
-            quoted(&cert.cert),
-            quoted(&pki.dir().join("missing.key"))
+            toml_path(&cert.cert),
+            toml_path(&pki.dir().join("missing.key"))
         ),
     )
     .unwrap();

@@ -3,11 +3,8 @@
 //! role `certuser` in only with a client certificate over TLS.
 
 use crate::harness::tls::TestPki;
-use crate::harness::{self, pgmux, postgres, Pgmux, PgmuxBuilder};
-
-fn quoted(path: &std::path::Path) -> String {
-    format!("\"{}\"", path.display())
-}
+use crate::harness::{self, pgmux, postgres, toml_path, Pgmux, PgmuxBuilder};
+use crate::support::{current_user, sqlstate};
 
 /// pgmux with database `app` reached through `host`, and the given server TLS settings.
 fn with_server_tls(host: &str, settings: &[(&str, String)]) -> PgmuxBuilder {
@@ -62,7 +59,7 @@ async fn default_prefer_uses_tls_when_postgres_offers_it() {
 #[tokio::test]
 async fn verify_full_checks_the_ca_and_the_host_name() {
     let _guard = harness::shared();
-    let ca = quoted(postgres().server_ca_file());
+    let ca = toml_path(postgres().server_ca_file());
     let verify_full = |host| {
         with_server_tls(
             host,
@@ -99,7 +96,7 @@ async fn verify_full_with_a_wrong_ca_fails_the_login_clearly() {
         "localhost",
         &[
             ("server_tls_sslmode", "\"verify-full\"".into()),
-            ("server_tls_ca_file", quoted(stranger.ca_file())),
+            ("server_tls_ca_file", toml_path(stranger.ca_file())),
         ],
     )
     .start()
@@ -125,7 +122,7 @@ async fn verify_ca_accepts_the_cluster_certificate_under_another_name() {
         "127.0.0.1",
         &[
             ("server_tls_sslmode", "\"verify-ca\"".into()),
-            ("server_tls_ca_file", quoted(postgres().server_ca_file())),
+            ("server_tls_ca_file", toml_path(postgres().server_ca_file())),
         ],
     )
     .start()
@@ -142,28 +139,25 @@ async fn client_certificate_logs_pgmux_in_where_postgres_demands_one() {
         "localhost",
         &[
             ("server_tls_sslmode", "\"verify-full\"".into()),
-            ("server_tls_ca_file", quoted(postgres().server_ca_file())),
-            ("server_tls_cert_file", quoted(&cert)),
-            ("server_tls_key_file", quoted(&key)),
+            ("server_tls_ca_file", toml_path(postgres().server_ca_file())),
+            ("server_tls_cert_file", toml_path(&cert)),
+            ("server_tls_key_file", toml_path(&key)),
         ],
     )
     .user("certuser", "password = \"pgmux-side secret\"")
     .start()
     .await;
     let client = pgmux.connect("certuser", "pgmux-side secret", "app").await;
-    let row = client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "certuser");
+    assert_eq!(current_user(&client).await, "certuser");
 
     // Without the certificate PostgreSQL refuses certuser.
     let pgmux = with_server_tls("localhost", &[("server_tls_sslmode", "\"require\"".into())])
         .user("certuser", "password = \"pgmux-side secret\"")
         .start()
         .await;
-    assert!(pgmux
+    let error = pgmux
         .try_connect("certuser", "pgmux-side secret", "app")
         .await
-        .is_err());
+        .expect_err("PostgreSQL asks for a certificate");
+    assert_eq!(sqlstate(&error), "28000", "{error:?}");
 }

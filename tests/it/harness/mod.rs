@@ -19,6 +19,7 @@ pub mod tls;
 pub use self::pgmux::{pgmux, Pgmux, PgmuxBuilder};
 pub use self::postgres::{exclusive, postgres, shared, ExclusiveGuard, Postgres, SharedGuard};
 pub use self::process::{run_tool, ToolOutput};
+pub use self::text::toml_path;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -304,16 +304,32 @@ impl Pgmux {
     }
 
     pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_for_line(&[needle], timeout).await.is_some()
+    }
+
+    /// The first log line containing every one of `parts`, waiting up to `timeout` for
+    /// it: the output is read asynchronously, so a line may arrive after the reply to the
+    /// action that logged it.
+    pub async fn wait_for_line(&self, parts: &[&str], timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.logs_contain(needle) {
-                return true;
+            if let Some(line) = self.line_with(parts) {
+                return Some(line);
             }
             if Instant::now() >= deadline {
-                return false;
+                return None;
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
+    }
+
+    /// The first log line so far containing every one of `parts`.
+    pub fn line_with(&self, parts: &[&str]) -> Option<String> {
+        let lines = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .find(|line| parts.iter().all(|part| line.contains(part)))
+            .cloned()
     }
 
     /// Sends a signal by name ("HUP", "TERM", "INT", ...).
@@ -355,10 +371,6 @@ impl Pgmux {
 
     fn mark_logs_reported(&self) {
         self.logs_reported.store(true, Ordering::Relaxed);
-    }
-
-    fn logs_contain(&self, needle: &str) -> bool {
-        self.count_log_lines(needle) > 0
     }
 
     /// How many log lines contain `needle`.

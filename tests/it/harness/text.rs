@@ -1,6 +1,7 @@
 //! Small encoders and parsers: TOML literals, URL percent-encoding, log lines.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 /// The rest of `line` after the first `marker`.
 pub fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
@@ -24,6 +25,11 @@ pub fn parse_socket_addr(token: &str) -> Option<SocketAddr> {
 /// A TOML basic string literal.
 pub fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A file or directory path as a TOML string literal (a setting's value).
+pub fn toml_path(path: &Path) -> String {
+    toml_string(&path.display().to_string())
 }
 
 /// Table names with characters beyond bare-key ones must be quoted.

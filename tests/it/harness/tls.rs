@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::text::toml_path;
+use super::PgmuxBuilder;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -108,4 +110,15 @@ impl TestPki {
 pub fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+impl PgmuxBuilder {
+    /// TLS towards clients in `mode`, with `cert` as pgmux's certificate and `pki`'s CA
+    /// for client certificates.
+    pub fn client_tls(self, mode: &str, pki: &TestPki, cert: &CertFiles) -> Self {
+        self.setting("client_tls_sslmode", &format!("\"{mode}\""))
+            .setting("client_tls_cert_file", &toml_path(&cert.cert))
+            .setting("client_tls_key_file", &toml_path(&cert.key))
+            .setting("client_tls_ca_file", &toml_path(pki.ca_file()))
+    }
 }
