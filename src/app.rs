@@ -295,7 +295,7 @@ where
 
 fn spawn_client(shared: &Arc<Shared>, stream: Option<Stream>) {
     if let Some(stream) = stream {
-        tokio::spawn(crate::client::serve(Arc::clone(shared), stream));
+        tokio::spawn(crate::connection::serve(Arc::clone(shared), stream));
     }
 }
 

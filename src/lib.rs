@@ -5,6 +5,7 @@ pub mod auth_query;
 pub mod cancel;
 pub mod client;
 pub mod config;
+pub mod connection;
 pub mod context;
 pub mod control;
 pub mod convert;

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::config::Settings;
 use crate::context::Shared;
 use crate::net::Stream;
 use crate::protocol::builders::{self, Severity};
@@ -38,36 +37,13 @@ use result::ResultSet;
 pub(crate) use show_pools::{pool_counts, ServerCounts};
 pub(crate) use show_stats::per_database;
 
-/// The names that reach the console instead of a pool.
-pub const CONSOLE_DATABASES: [&str; 2] = ["pgbouncer", "pgmux"];
 /// The pseudo pool the console's own clients are listed under, as in PgBouncer.
 pub const CONSOLE_NAME: &str = "pgbouncer";
 pub use crate::version::PGBOUNCER_VERSION;
 /// Admin queries are short; anything larger is not a console command.
 const MAX_QUERY: usize = 64 * 1024;
 
-pub fn is_console(database: &str) -> bool {
-    CONSOLE_DATABASES.contains(&database)
-}
-
-/// What a console user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// `admin_users`: every command.
-    Admin,
-    /// `stats_users`: SHOW only.
-    Stats,
-}
-
-pub fn role_of(settings: &Settings, user: &str) -> Option<Role> {
-    if settings.admin_users.iter().any(|u| u == user) {
-        Some(Role::Admin)
-    } else if settings.stats_users.iter().any(|u| u == user) {
-        Some(Role::Stats)
-    } else {
-        None
-    }
-}
+pub use crate::config::{is_console, ConsoleRole as Role};
 
 /// An error the console reports (ERROR severity; the session goes on).
 #[derive(Debug)]
@@ -165,7 +141,7 @@ pub async fn serve(
     tokio::select! {
         ended = console.run(&mut stream) => ended,
         reason = info.killed() => {
-            crate::client::send_fatal(&mut stream, crate::protocol::sqlstate::ADMIN_SHUTDOWN, &reason, None).await;
+            crate::net::send_fatal(&mut stream, crate::protocol::sqlstate::ADMIN_SHUTDOWN, &reason, None).await;
             Ended::told(&reason)
         }
     }

@@ -6,46 +6,22 @@
 //!      server may go back (pool mode decides) ─▶ idle …
 //! ```
 
-mod auth;
-mod conn_log;
-mod hba;
-mod prepared;
+mod login;
 mod relay;
-mod replies;
 mod session;
-mod session_only;
-mod settings;
-mod splice;
-mod sql_prepare;
-mod startup;
+mod sql;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-
 use crate::context::Shared;
 use crate::net::Stream;
-use crate::protocol::builders::{self, Severity};
-pub use conn_log::ClientLog;
-use session::Session;
+pub use login::ClientLog;
+pub use login::{ConsoleLogin, Entered};
 
-/// Serves one accepted connection until it ends. Counts itself in `Shared::clients`.
-///
-/// Not an `async fn`: an async fn keeps its arguments (and every local of the login)
-/// in the task for the client's whole life. The login runs in its own boxed future,
-/// freed once it is over, so an idle client's task holds little more than its session.
-pub fn serve(shared: Arc<Shared>, stream: Stream) -> impl std::future::Future<Output = ()> {
-    let login = Box::pin(log_in(shared, stream));
-    async move {
-        if let Some((_count, session)) = login.await {
-            session.run().await;
-        }
-    }
-}
-
-async fn log_in(shared: Arc<Shared>, stream: Stream) -> Option<(ClientCount, Box<Session>)> {
+/// Logs one accepted connection in: the session or console login it enters, with its
+/// place in `Shared::clients`. `None` when it ended before (its closing line is logged).
+pub async fn log_in(shared: Arc<Shared>, stream: Stream) -> Option<(ClientCount, Entered)> {
     let count = ClientCount::new(&shared);
     let peer = stream.peer_description();
     // The id SHOW CLIENTS will list, taken now so the lines before login name it too.
@@ -54,11 +30,12 @@ async fn log_in(shared: Arc<Shared>, stream: Stream) -> Option<(ClientCount, Box
         &stream,
         shared.settings().listen_port,
     );
-    let session = startup::accept(&shared, stream, &peer, log).await?;
-    Some((count, session))
+    let entered = login::accept(&shared, stream, &peer, log).await?;
+    Some((count, entered))
 }
 
-struct ClientCount(Arc<Shared>);
+/// One connection counted in `Shared::clients` for as long as it lives.
+pub struct ClientCount(Arc<Shared>);
 
 impl ClientCount {
     fn new(shared: &Arc<Shared>) -> ClientCount {
@@ -139,7 +116,7 @@ impl Refusal {
     /// Tells the client (when it is still there) and closes nothing itself.
     pub(crate) async fn send(&self, stream: &mut Stream) {
         if !self.client_gone {
-            send_fatal(stream, &self.code, &self.message, self.hint).await;
+            crate::net::send_fatal(stream, &self.code, &self.message, self.hint).await;
         }
     }
 
@@ -148,12 +125,4 @@ impl Refusal {
     pub(crate) fn log(&self, settings: &crate::config::Settings, log: &ClientLog) {
         log.closing(settings, &self.message, !self.client_gone);
     }
-}
-
-/// Writes a FATAL ErrorResponse; the caller closes the connection afterwards.
-pub(crate) async fn send_fatal(stream: &mut Stream, code: &str, message: &str, hint: Option<&str>) {
-    let mut out = BytesMut::new();
-    builders::error_response(&mut out, Severity::Fatal, code, message, hint);
-    let _ = stream.write_all(&out).await;
-    let _ = stream.flush().await;
 }

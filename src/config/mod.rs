@@ -6,6 +6,7 @@
 //! names are lowercased), lists as `PGMUX_ADMIN_USERS=alice,bob`.
 
 mod auth_file;
+pub mod console;
 mod database_url;
 mod error;
 pub mod hba;
@@ -22,6 +23,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+pub use console::{is_console, ConsoleRole};
 pub use error::ConfigError;
 pub use hba::{ClientOrigin, HbaMethod, HbaRules};
 pub use load::{load, load_with_env, parse_str};

@@ -7,12 +7,12 @@
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 
+use super::prepared::{request_for, Rewriter};
+use super::replies::ReplyQueue;
+use super::splice::Splice;
 use super::{RelayLimits, Tally};
-use crate::client::prepared::{request_for, Rewriter};
-use crate::client::replies::ReplyQueue;
 use crate::client::session::Session;
-use crate::client::session_only::{self, session_only_feature};
-use crate::client::splice::Splice;
+use crate::client::sql::session_only::{self, session_only_feature};
 use crate::client::Refusal;
 use crate::config::PoolMode;
 use crate::protocol::builders::{self, Severity};

@@ -6,7 +6,7 @@
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::Refusal;
+use crate::client::Refusal;
 use std::sync::Arc;
 
 use crate::auth::{verify_cleartext, verify_md5, ScramSecret, ScramServer, Secret};

@@ -4,16 +4,19 @@
 //! matched against the reply queue, and forwarded in one write per read.
 
 mod from_client;
+mod prepared;
+mod replies;
+mod splice;
+
+pub(super) use prepared::ClientStatements;
 
 use std::time::Instant;
 
 use bytes::Buf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::replies::{Disposition, ReplyQueue};
-use super::session::{sleep_until_opt, Relayed, Session, CLIENT_READ};
-use super::splice::Splice;
-use super::Refusal;
+use crate::client::session::{sleep_until_opt, Relayed, Session, CLIENT_READ};
+use crate::client::Refusal;
 use crate::config::{PoolMode, Settings};
 use crate::logfmt::reason;
 use crate::pool::PooledServer;
@@ -23,6 +26,8 @@ use crate::protocol::FrameCursor;
 use crate::server::ServerConn;
 use crate::stats::PoolStats;
 pub(super) use from_client::check_client_message;
+use replies::{Disposition, ReplyQueue};
+use splice::Splice;
 use std::time::Duration;
 
 const SERVER_READ: usize = 16 * 1024;

@@ -6,9 +6,15 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::session::Session;
-use super::{auth, ClientLog, Refusal};
-use crate::config::Settings;
+mod auth;
+mod conn_log;
+mod hba;
+
+pub use conn_log::ClientLog;
+
+use crate::client::session::Session;
+use crate::client::Refusal;
+use crate::config::{ConsoleRole, Settings};
 use crate::context::{ClientSlot, PoolLookup, Shared};
 use crate::logfmt::reason;
 use crate::net::Stream;
@@ -18,15 +24,30 @@ use crate::protocol::builders;
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS};
 use crate::protocol::startup::{read_startup, StartupMessage, StartupPacket, PROTOCOL_MINOR};
 
+/// A client that logged in to the admin console, for the console to serve.
+pub struct ConsoleLogin {
+    pub stream: Stream,
+    pub role: ConsoleRole,
+    pub user: String,
+    pub log: ClientLog,
+}
+
+/// Where a logged-in connection goes next.
+pub enum Entered {
+    /// Boxed: the client's task then carries a pointer, not the session.
+    Pool(Box<Session>),
+    Console(ConsoleLogin),
+}
+
 /// Runs the login phase under `client_login_timeout`. `None`: the connection ended
-/// before a session (a CancelRequest, a refused login, the console, or a client that
-/// just went away), and its closing line is logged.
+/// before a session (a CancelRequest, a refused login, or a client that just went
+/// away), and its closing line is logged.
 pub async fn accept(
     shared: &Arc<Shared>,
     mut stream: Stream,
     peer: &str,
     mut log: ClientLog,
-) -> Option<Box<Session>> {
+) -> Option<Entered> {
     let settings = shared.settings();
     let login = log_in(shared, &settings, &mut stream, peer, &mut log);
     let outcome = if settings.client_login_timeout.is_zero() {
@@ -42,20 +63,18 @@ pub async fn accept(
             })
     };
     match outcome {
-        // Admin console (issue 3): served here, outside the pooled session loop.
-        Ok(Some(Admitted::Console(role, user))) => {
-            let id = log.id;
-            let ended = crate::admin::serve(Arc::clone(shared), stream, role, user, id).await;
-            log.closing(&shared.settings(), &ended.reason, ended.told);
-            None
-        }
-        // Boxed: the client's task then carries a pointer, not the session.
-        Ok(Some(Admitted::Pool(login))) => Some(Box::new(Session::new(
+        Ok(Some(Admitted::Console(role, user))) => Some(Entered::Console(ConsoleLogin {
+            stream,
+            role,
+            user,
+            log,
+        })),
+        Ok(Some(Admitted::Pool(login))) => Some(Entered::Pool(Box::new(Session::new(
             Arc::clone(shared),
             stream,
             login,
             log,
-        ))),
+        )))),
         Ok(None) => None,
         // Logged before the client is told, as PgBouncer does.
         Err(refusal) => {
@@ -69,7 +88,7 @@ pub async fn accept(
 /// Where a logged-in client goes: a pool's session, or the admin console.
 enum Admitted {
     Pool(Login),
-    Console(crate::admin::Role, String),
+    Console(ConsoleRole, String),
 }
 
 /// What a successful login hands to the session.
@@ -113,7 +132,7 @@ async fn log_in(
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
-    let console = crate::admin::is_console(&database);
+    let console = crate::config::is_console(&database);
 
     // A drain closes the listener as it begins, so a login now comes from a connection
     // accepted just before: on SIGTERM (a rollout, an online restart) its first
@@ -138,10 +157,10 @@ async fn log_in(
     if console && is_own_peer(stream, &user) {
         log.console_peer_access(settings);
         log_attempt(log, settings, stream, &database, &user);
-        return Ok(Some(Admitted::Console(crate::admin::Role::Admin, user)));
+        return Ok(Some(Admitted::Console(ConsoleRole::Admin, user)));
     }
     // Before anything about the database or the user is revealed, as in PostgreSQL.
-    let method = super::hba::method_for(settings, stream, peer, &database, &user)?;
+    let method = hba::method_for(settings, stream, peer, &database, &user)?;
     log_attempt(log, settings, stream, &database, &user);
     // Admin console (issue 3): normal auth, then admin_users/stats_users decide.
     if console {
@@ -158,7 +177,8 @@ async fn log_in(
             channel_binding.as_deref(),
         )
         .await?;
-        let role = crate::admin::role_of(settings, &user)
+        let role = settings
+            .console_role(&user)
             .ok_or_else(|| Refusal::new(PROTOCOL_VIOLATION, reason::NOT_ALLOWED))?;
         return Ok(Some(Admitted::Console(role, user)));
     }

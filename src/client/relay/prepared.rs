@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 
 use super::replies::{ReplyQueue, Request};
-use super::sql_prepare::{self, SqlCommand};
+use crate::client::sql::prepare::{self as sql_prepare, SqlCommand};
 use crate::protocol::builders;
 use crate::protocol::frame::take_cstr;
 use crate::server::prepared::ServerStatements;

@@ -12,11 +12,11 @@ use std::time::Instant;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-use super::prepared::ClientStatements;
-use super::settings::SessionSettings;
-use super::startup::Login;
-use super::{ClientLog, Refusal};
 use crate::cancel::CancelSlot;
+use crate::client::login::Login;
+use crate::client::relay::ClientStatements;
+use crate::client::sql::settings::SessionSettings;
+use crate::client::{ClientLog, Refusal};
 use crate::config::{PoolMode, Settings};
 use crate::context::{ClientSlot, Shared};
 use crate::logfmt::reason;
@@ -251,7 +251,7 @@ impl Session {
             ));
         }
         let max_packet_size = self.config.max_packet_size;
-        super::relay::check_client_message(self.buf[0], length - 4, max_packet_size)?;
+        crate::client::relay::check_client_message(self.buf[0], length - 4, max_packet_size)?;
         Ok(self.buf[0] != b'X')
     }
 

@@ -5,7 +5,7 @@
 //! user exists).
 
 use super::auth::Method;
-use super::Refusal;
+use crate::client::Refusal;
 use crate::config::{AuthType, ClientOrigin, HbaMethod, Settings};
 use crate::net::Stream;
 use crate::protocol::sqlstate::INVALID_AUTHORIZATION;
