@@ -42,6 +42,9 @@ pub mod reason {
     pub const NOT_ALLOWED: &str = "not allowed";
     pub const DATABASE_REMOVED: &str = "database removed";
     pub const ADMIN_FORCED_DISCONNECT: &str = "admin forced disconnect";
+    /// auth_query could not be run: a pooler-side failure, not a verdict on the password.
+    pub const AUTH_LOOKUP_FAILED: &str =
+        "authentication lookup failed (auth_query); see the pooler log";
 
     // Server connections.
     pub const SERVER_IDLE_TIMEOUT: &str = "server idle timeout";

@@ -13,11 +13,9 @@ use crate::auth::{verify_cleartext, verify_md5, ScramSecret, ScramServer, Secret
 use crate::auth_query::Lookup;
 use crate::config::{AuthType, Settings};
 use crate::context::Shared;
-use crate::logfmt::reason;
 use crate::net::Stream;
 use crate::protocol::builders;
 use crate::protocol::frame::{peek_whole, take_cstr};
-use crate::protocol::sqlstate::{INVALID_AUTHORIZATION, PROTOCOL_VIOLATION};
 
 /// Password and SASL messages are small; PostgreSQL caps them the same way.
 const MAX_AUTH_MESSAGE: usize = 10_000;
@@ -84,7 +82,7 @@ pub async fn authenticate(
         }
         // PgBouncer's words for a trusted name it does not know.
         Method::Trust if known(settings, user, looked_up).is_ok() => Ok(()),
-        Method::Trust => Err(Refusal::new(PROTOCOL_VIOLATION, reason::TRUST_FAILED)),
+        Method::Trust => Err(Refusal::TrustFailed),
         Method::Md5 => match secret {
             // md5 cannot be answered from a SCRAM secret; PostgreSQL switches to SCRAM.
             Some(Secret::Scram(_)) => {
@@ -105,10 +103,9 @@ fn known(settings: &Settings, user: &str, looked_up: Option<&str>) -> Result<(),
     if settings.users.contains_key(user) || looked_up.is_some() {
         Ok(())
     } else {
-        Err(Refusal::new(
-            INVALID_AUTHORIZATION,
-            format!("role \"{user}\" does not exist"),
-        ))
+        Err(Refusal::NotAuthorized(format!(
+            "role \"{user}\" does not exist"
+        )))
     }
 }
 
@@ -118,10 +115,9 @@ fn peer_is(stream: &Stream, user: &str) -> Result<(), Refusal> {
         Some(os_user) if os_user == user => Ok(()),
         os_user => {
             tracing::info!(user, os_user, "peer authentication: OS user does not match");
-            Err(Refusal::new(
-                INVALID_AUTHORIZATION,
-                format!("Peer authentication failed for user \"{user}\""),
-            ))
+            Err(Refusal::NotAuthorized(format!(
+                "Peer authentication failed for user \"{user}\""
+            )))
         }
     }
 }
@@ -130,9 +126,8 @@ fn peer_is(stream: &Stream, user: &str) -> Result<(), Refusal> {
 /// `client_tls_sslmode` verify-ca/verify-full requires) must name the user as its CN.
 fn certificate_names(stream: &Stream, user: &str) -> Result<(), Refusal> {
     let Some(certificate) = stream.peer_certificate() else {
-        return Err(Refusal::new(
-            INVALID_AUTHORIZATION,
-            "connection requires a valid client certificate",
+        return Err(Refusal::NotAuthorized(
+            "connection requires a valid client certificate".into(),
         ));
     };
     match crate::tls::common_name(certificate) {
@@ -143,10 +138,9 @@ fn certificate_names(stream: &Stream, user: &str) -> Result<(), Refusal> {
                 common_name = name.as_deref().unwrap_or("(none)"),
                 "certificate authentication: the common name is not the user name"
             );
-            Err(Refusal::new(
-                INVALID_AUTHORIZATION,
-                format!("certificate authentication failed for user \"{user}\""),
-            ))
+            Err(Refusal::NotAuthorized(format!(
+                "certificate authentication failed for user \"{user}\""
+            )))
         }
     }
 }
@@ -178,14 +172,10 @@ pub async fn look_up(
         Ok(Lookup::Unknown | Lookup::NotConfigured) => Ok(None),
         Err(error) => {
             tracing::warn!(peer, db = %database, user, "auth_query lookup failed: {error}");
-            Err(Refusal::new(PROTOCOL_VIOLATION, LOOKUP_FAILED))
+            Err(Refusal::AuthLookupFailed)
         }
     }
 }
-
-/// What a client hears when its password could not be looked up: a pooler-side
-/// failure (08P01, like PgBouncer's pooler errors), not a verdict on its password.
-pub const LOOKUP_FAILED: &str = "authentication lookup failed (auth_query); see the pooler log";
 
 /// A plain-text password answers SCRAM through a secret derived once and kept.
 fn scram_form(shared: &Shared, user: &str, secret: Secret) -> Secret {
@@ -198,12 +188,6 @@ fn scram_form(shared: &Shared, user: &str, secret: Secret) -> Secret {
         .or_insert_with(|| Arc::new(ScramSecret::generate(&password)))
         .clone();
     Secret::Scram((*derived).clone())
-}
-
-/// PgBouncer's words and code for a failed password (md5/plain) or SCRAM exchange:
-/// 08P01, and no user name, unlike PostgreSQL's 28P01.
-fn failed(exchange: &'static str) -> Refusal {
-    Refusal::new(PROTOCOL_VIOLATION, exchange)
 }
 
 async fn md5(
@@ -220,7 +204,7 @@ async fn md5(
     let (response, _) = take_cstr(&body).ok_or_else(|| malformed("password packet"))?;
     match secret {
         Some(secret) if verify_md5(secret, user, salt, response) => Ok(()),
-        _ => Err(failed(reason::PASSWORD_FAILED)),
+        _ => Err(Refusal::PasswordFailed),
     }
 }
 
@@ -238,7 +222,7 @@ async fn cleartext(
     let (password, _) = take_cstr(&body).ok_or_else(|| malformed("password packet"))?;
     match secret {
         Some(secret) if verify_cleartext(secret, user, password) => Ok(()),
-        _ => Err(failed(reason::PASSWORD_FAILED)),
+        _ => Err(Refusal::PasswordFailed),
     }
 }
 
@@ -266,9 +250,8 @@ async fn scram(
     let (mechanism, mut rest) =
         take_cstr(&body).ok_or_else(|| malformed("SASL initial response"))?;
     if !mechanisms.contains(&mechanism) {
-        return Err(Refusal::new(
-            PROTOCOL_VIOLATION,
-            "client selected an invalid SASL authentication mechanism",
+        return Err(Refusal::Protocol(
+            "client selected an invalid SASL authentication mechanism".into(),
         ));
     }
     server.bind_channel(
@@ -301,17 +284,23 @@ async fn scram(
 
 fn auth_error(error: crate::auth::AuthError) -> Refusal {
     match error {
-        crate::auth::AuthError::Failed => failed(reason::SASL_FAILED),
-        other => Refusal::new(other.sqlstate(), other.to_string()),
+        crate::auth::AuthError::Failed => Refusal::SaslFailed,
+        other => Refusal::Authentication {
+            code: other.sqlstate(),
+            message: other.to_string(),
+        },
     }
 }
 
 fn malformed(what: &str) -> Refusal {
-    Refusal::new(PROTOCOL_VIOLATION, format!("malformed {what}"))
+    Refusal::Protocol(format!("malformed {what}"))
 }
 
 async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), Refusal> {
-    stream.write_all(bytes).await.map_err(|_| Refusal::gone())
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(|_| Refusal::ClientGone)
 }
 
 /// Reads the client's next message, which must be a PasswordMessage-family 'p'.
@@ -327,20 +316,22 @@ async fn read_password_message(
                 return Ok(frame);
             }
             Ok(Some((tag, _, _))) => {
-                return Err(Refusal::new(
-                    PROTOCOL_VIOLATION,
-                    format!(
-                        "expected password response, got message type {}",
-                        tag as char
-                    ),
-                ))
+                return Err(Refusal::Protocol(format!(
+                    "expected password response, got message type {}",
+                    tag as char
+                )));
             }
             Ok(None) => {}
-            Err(error) => return Err(Refusal::new(PROTOCOL_VIOLATION, error.to_string())),
+            Err(error) => return Err(Refusal::Protocol(error.to_string())),
         }
         buf.reserve(1024);
-        if stream.read_buf(buf).await.map_err(|_| Refusal::gone())? == 0 {
-            return Err(Refusal::gone());
+        if stream
+            .read_buf(buf)
+            .await
+            .map_err(|_| Refusal::ClientGone)?
+            == 0
+        {
+            return Err(Refusal::ClientGone);
         }
     }
 }

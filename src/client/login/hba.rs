@@ -8,7 +8,6 @@ use super::auth::Method;
 use crate::client::Refusal;
 use crate::config::{AuthType, ClientOrigin, HbaMethod, Settings};
 use crate::net::Stream;
-use crate::protocol::sqlstate::INVALID_AUTHORIZATION;
 
 pub fn method_for(
     settings: &Settings,
@@ -111,10 +110,7 @@ fn refusal(what: &str, origin: Option<ClientOrigin>, database: &str, user: &str)
         Some(ClientOrigin::Local) => ("[local]".to_owned(), "no encryption"),
         None => ("?".to_owned(), "no encryption"),
     };
-    Refusal::new(
-        INVALID_AUTHORIZATION,
-        format!(
-            "{what} for host \"{host}\", user \"{user}\", database \"{database}\", {encryption}"
-        ),
-    )
+    Refusal::NotAuthorized(format!(
+        "{what} for host \"{host}\", user \"{user}\", database \"{database}\", {encryption}"
+    ))
 }

@@ -16,12 +16,10 @@ use crate::client::session::Session;
 use crate::client::Refusal;
 use crate::config::{ConsoleRole, Settings};
 use crate::context::{ClientSlot, PoolLookup, Shared};
-use crate::logfmt::reason;
 use crate::net::Stream;
 use crate::params::{canonical_name, Params, TRACKED};
 use crate::pool::{CheckoutError, Pool};
 use crate::protocol::builders;
-use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION, TOO_MANY_CONNECTIONS};
 use crate::protocol::startup::{read_startup, StartupMessage, StartupPacket, PROTOCOL_MINOR};
 
 /// A client that logged in to the admin console, for the console to serve.
@@ -55,12 +53,7 @@ pub async fn accept(
     } else {
         tokio::time::timeout(settings.client_login_timeout, login)
             .await
-            .unwrap_or_else(|_| {
-                Err(Refusal::new(
-                    PROTOCOL_VIOLATION,
-                    reason::CLIENT_LOGIN_TIMEOUT,
-                ))
-            })
+            .unwrap_or_else(|_| Err(Refusal::LoginTimeout))
     };
     match outcome {
         Ok(Some(Admitted::Console(role, user))) => Some(Entered::Console(ConsoleLogin {
@@ -120,12 +113,15 @@ async fn log_in(
     if startup.minor_version > PROTOCOL_MINOR || !startup.protocol_options.is_empty() {
         let mut out = BytesMut::new();
         builders::negotiate_protocol_version(&mut out, PROTOCOL_MINOR, &startup.protocol_options);
-        stream.write_all(&out).await.map_err(|_| Refusal::gone())?;
+        stream
+            .write_all(&out)
+            .await
+            .map_err(|_| Refusal::ClientGone)?;
     }
     let user = startup
         .param("user")
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| Refusal::new(PROTOCOL_VIOLATION, reason::NO_USERNAME))?
+        .ok_or(Refusal::NoUsername)?
         .to_owned();
     let database = startup
         .param("database")
@@ -139,7 +135,7 @@ async fn log_in(
     // transaction is served (see shutdown::FIRST_REQUEST_GRACE). The console's SHUTDOWN
     // refuses it at once: the operator asked for no new clients.
     if shared.control.shutdown_requested().is_some() {
-        return Err(Refusal::new(ADMIN_SHUTDOWN, reason::SHUTTING_DOWN));
+        return Err(Refusal::ShuttingDown);
     }
     // As PgBouncer, the console is exempt from max_client_conn: an operator can always
     // get in to see why the pooler is full. PgBouncer's text, with PostgreSQL's 53300
@@ -148,7 +144,7 @@ async fn log_in(
         None
     } else {
         let slot = shared.take_client_slot(settings.max_client_conn);
-        Some(slot.ok_or_else(|| Refusal::new(TOO_MANY_CONNECTIONS, reason::MAX_CLIENT_CONN))?)
+        Some(slot.ok_or(Refusal::MaxClientConn)?)
     };
     let known_database = console || settings.database(&database).is_some();
     log.identify(known_database.then_some(database.as_str()), &user);
@@ -179,16 +175,13 @@ async fn log_in(
         .await?;
         let role = settings
             .console_role(&user)
-            .ok_or_else(|| Refusal::new(PROTOCOL_VIOLATION, reason::NOT_ALLOWED))?;
+            .ok_or(Refusal::ConsoleNotAllowed)?;
         return Ok(Some(Admitted::Console(role, user)));
     }
     let slot = slot.expect("pool logins hold a max_client_conn place");
     // DISABLE db (issue 3): new logins are refused until ENABLE.
     if shared.control.is_disabled(&database) {
-        return Err(Refusal::new(
-            PROTOCOL_VIOLATION,
-            reason::database_disabled(&database),
-        ));
+        return Err(Refusal::DatabaseDisabled(database));
     }
     let requested = requested_params(&startup, settings, peer)?;
     let looked_up = auth::look_up(shared, settings, &database, &user, peer).await?;
@@ -209,16 +202,11 @@ async fn log_in(
     // databases exist.
     if !known_database {
         log.login_failed(settings, &database, &user);
-        return Err(Refusal::new(
-            PROTOCOL_VIOLATION,
-            reason::no_such_database(&database),
-        ));
+        return Err(Refusal::NoSuchDatabase(database));
     }
     let pool = shared
         .pool_for(&database, &user)
-        .map_err(|PoolLookup::NoSuchDatabase| {
-            Refusal::new(PROTOCOL_VIOLATION, reason::no_such_database(&database))
-        })?;
+        .map_err(|PoolLookup::NoSuchDatabase| Refusal::NoSuchDatabase(database.clone()))?;
     if let Some(secret) = &looked_up {
         pool.set_looked_up_secret(secret);
     }
@@ -250,15 +238,13 @@ async fn read_startup_message(
             Ok(Some(packet @ (StartupPacket::SslRequest | StartupPacket::GssEncRequest))) => {
                 if !buf.is_empty() {
                     // Bytes sent before our answer could be injected by a man in the middle.
-                    return Err(Refusal::new(
-                        PROTOCOL_VIOLATION,
-                        "received unencrypted data after SSL request",
+                    return Err(Refusal::Protocol(
+                        "received unencrypted data after SSL request".into(),
                     ));
                 }
                 if stream.is_tls() {
-                    return Err(Refusal::new(
-                        PROTOCOL_VIOLATION,
-                        "encryption requested on an encrypted connection",
+                    return Err(Refusal::Protocol(
+                        "encryption requested on an encrypted connection".into(),
                     ));
                 }
                 let tls = shared.tls.client();
@@ -267,18 +253,24 @@ async fn read_startup_message(
                         if matches!(packet, StartupPacket::SslRequest)
                             && matches!(stream, Stream::Tcp(_)) =>
                     {
-                        stream.write_all(b"S").await.map_err(|_| Refusal::gone())?;
+                        stream
+                            .write_all(b"S")
+                            .await
+                            .map_err(|_| Refusal::ClientGone)?;
                         let Stream::Tcp(socket) = stream.take() else {
                             unreachable!("checked above")
                         };
                         let accepted = tls.acceptor.accept(socket).await.map_err(|error| {
                             tracing::info!("TLS handshake with a client failed: {error}");
-                            Refusal::gone()
+                            Refusal::ClientGone
                         })?;
                         *stream = Stream::Tls(Box::new(accepted.into()));
                         *channel_binding = Some(tls.end_point.clone());
                     }
-                    _ => stream.write_all(b"N").await.map_err(|_| Refusal::gone())?,
+                    _ => stream
+                        .write_all(b"N")
+                        .await
+                        .map_err(|_| Refusal::ClientGone)?,
                 }
             }
             Ok(Some(StartupPacket::Cancel { process_id, secret })) => {
@@ -293,7 +285,7 @@ async fn read_startup_message(
                     Ok(_) => {}
                 }
             }
-            Err(error) => return Err(Refusal::new(PROTOCOL_VIOLATION, error.to_string())),
+            Err(error) => return Err(Refusal::Protocol(error.to_string())),
         }
     }
 }
@@ -317,12 +309,9 @@ fn is_own_peer(stream: &Stream, user: &str) -> bool {
 /// with PgBouncer's text. Unix sockets are local and exempt, as in PgBouncer.
 fn refuse_plaintext(shared: &Shared, stream: &Stream) -> Result<(), Refusal> {
     match shared.tls.client() {
-        Some(tls) if tls.mode.requires_tls() && matches!(stream, Stream::Tcp(_)) => Err(
-            Refusal::new(PROTOCOL_VIOLATION, reason::SSL_REQUIRED).with_hint(
-                "pgmux accepts only TLS connections over TCP (client_tls_sslmode); \
-                 connect with sslmode=require or stronger",
-            ),
-        ),
+        Some(tls) if tls.mode.requires_tls() && matches!(stream, Stream::Tcp(_)) => {
+            Err(Refusal::SslRequired)
+        }
         _ => Ok(()),
     }
 }
@@ -350,10 +339,9 @@ fn requested_params(
         if let Some(canonical) = canonical_name(name, &settings.track_extra_parameters) {
             params.set(canonical, value);
         } else {
-            return Err(Refusal::new(
-                PROTOCOL_VIOLATION,
-                format!("unsupported startup parameter: {name}"),
-            ));
+            return Err(Refusal::Protocol(format!(
+                "unsupported startup parameter: {name}"
+            )));
         }
     }
     if settings.application_name_add_host {
@@ -375,8 +363,8 @@ async fn server_params(pool: &Arc<Pool>) -> Result<Params, Refusal> {
             server.release();
             Ok(params)
         }
-        Err(CheckoutError::Server { code, message }) => Err(Refusal::new(&code, message)),
-        Err(other) => Err(Refusal::new(PROTOCOL_VIOLATION, other.to_string())),
+        Err(CheckoutError::Server { code, message }) => Err(Refusal::Server { code, message }),
+        Err(other) => Err(Refusal::Protocol(other.to_string())),
     }
 }
 
@@ -407,5 +395,8 @@ async fn welcome(stream: &mut Stream, server: &Params, session: &Params) -> Resu
             builders::parameter_status(&mut out, name, value);
         }
     }
-    stream.write_all(&out).await.map_err(|_| Refusal::gone())
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|_| Refusal::ClientGone)
 }

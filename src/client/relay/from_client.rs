@@ -17,7 +17,7 @@ use crate::client::Refusal;
 use crate::config::PoolMode;
 use crate::protocol::builders::{self, Severity};
 use crate::protocol::frame::HEADER_LEN;
-use crate::protocol::sqlstate::{FEATURE_NOT_SUPPORTED, PROTOCOL_VIOLATION};
+use crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED;
 use crate::server::ServerConn;
 
 /// Parse/Bind/Describe/Close are read whole to rename statements; a larger one (a Bind
@@ -57,9 +57,7 @@ impl Session {
             let frame = self
                 .cursor
                 .next(&self.buf, needs_body, MAX_REWRITTEN)
-                .map_err(|e| {
-                    Refusal::new(PROTOCOL_VIOLATION, format!("invalid client message: {e}"))
-                })?;
+                .map_err(|e| Refusal::Protocol(format!("invalid client message: {e}")))?;
             let Some(frame) = frame else { break };
             check_client_message(frame.tag, frame.body_len, settings.max_packet_size)?;
             if frame.tag == b'X' {
@@ -141,7 +139,7 @@ impl Session {
             self.stream
                 .write_all(&synthetic)
                 .await
-                .map_err(|_| Refusal::gone())?;
+                .map_err(|_| Refusal::ClientGone)?;
             tally.sent += synthetic.len() as u64;
         }
         Ok(terminate_at.is_some())
@@ -219,19 +217,15 @@ pub(in crate::client) fn check_client_message(
         } else {
             tag.to_string()
         };
-        return Err(Refusal::new(
-            PROTOCOL_VIOLATION,
-            format!("invalid frontend message type {shown}"),
-        ));
+        return Err(Refusal::Protocol(format!(
+            "invalid frontend message type {shown}"
+        )));
     }
     if body_len.saturating_add(HEADER_LEN) > max_packet_size {
-        return Err(Refusal::new(
-            PROTOCOL_VIOLATION,
-            format!(
-                "message of {} bytes exceeds max_packet_size ({max_packet_size})",
-                body_len + HEADER_LEN
-            ),
-        ));
+        return Err(Refusal::Protocol(format!(
+            "message of {} bytes exceeds max_packet_size ({max_packet_size})",
+            body_len + HEADER_LEN
+        )));
     }
     Ok(())
 }

@@ -21,7 +21,6 @@ use crate::config::{PoolMode, Settings};
 use crate::logfmt::reason;
 use crate::pool::PooledServer;
 use crate::protocol::frame::parameter_status;
-use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION};
 use crate::protocol::FrameCursor;
 use crate::server::ServerConn;
 use crate::stats::PoolStats;
@@ -162,7 +161,7 @@ impl Session {
                     }
                 }
                 _ = self.drain.started(), if self.mode == PoolMode::Session && queue.is_idle() => {
-                    return Err(Refusal::new(ADMIN_SHUTDOWN, reason::SHUTTING_DOWN));
+                    return Err(Refusal::ShuttingDown);
                 }
                 _ = sleep_until_opt(deadline.map(|(at, _)| at)), if deadline.is_some() => {
                     let (_, refusal) = deadline.expect("branch enabled only with a deadline");
@@ -183,14 +182,12 @@ impl Session {
         last_client_activity: Instant,
     ) -> Option<(Instant, fn() -> Refusal)> {
         if let Some(since) = waiting_since.filter(|_| !settings.query_timeout.is_zero()) {
-            return Some((since + settings.query_timeout, || {
-                Refusal::new(PROTOCOL_VIOLATION, reason::QUERY_TIMEOUT).from_server()
-            }));
+            return Some((since + settings.query_timeout, || Refusal::QueryTimeout));
         }
         if queue.idle_in_transaction() && !settings.idle_transaction_timeout.is_zero() {
             return Some((
                 last_client_activity + settings.idle_transaction_timeout,
-                || Refusal::new(PROTOCOL_VIOLATION, reason::IDLE_TRANSACTION_TIMEOUT).from_server(),
+                || Refusal::IdleTransactionTimeout,
             ));
         }
         // No client_idle_timeout here: as in PgBouncer, it closes only clients that hold
@@ -219,10 +216,7 @@ impl Session {
                     |tag, _, _| matches!(tag, b'Z' | b'S' | b'E' | b'C'),
                     MAX_INSPECTED,
                 )
-                .map_err(|e| {
-                    Refusal::new(PROTOCOL_VIOLATION, format!("server protocol error: {e}"))
-                        .from_server()
-                })?;
+                .map_err(|e| Refusal::ServerProtocol(e.to_string()))?;
             let Some(frame) = frame else { break };
             let end = cursor.consumed();
             let tag = frame.tag;
@@ -266,11 +260,8 @@ impl Session {
                 self.stream
                     .write_all(before)
                     .await
-                    .map_err(|_| Refusal::gone())?;
-                let refusal = Refusal::new(PROTOCOL_VIOLATION, reason::STATEMENT_MODE_TRANSACTION);
-                return Err(
-                    refusal.with_hint("use transaction or session pool_mode for this database")
-                );
+                    .map_err(|_| Refusal::ClientGone)?;
+                return Err(Refusal::StatementModeTransaction);
             }
             let disposition = queue.on_server(tag, status, &mut synthetic, &mut failed);
             if disposition == Disposition::Swallow {
@@ -289,6 +280,6 @@ impl Session {
         tally.sent += outgoing.len() as u64;
         let result = self.stream.write_all(outgoing).await;
         conn.read_buf.advance(len);
-        result.map_err(|_| Refusal::gone())
+        result.map_err(|_| Refusal::ClientGone)
     }
 }

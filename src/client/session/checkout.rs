@@ -12,7 +12,6 @@ use crate::client::Refusal;
 use crate::logfmt::reason;
 use crate::params::{Params, SyncPlan};
 use crate::pool::{CheckoutError, PooledServer};
-use crate::protocol::sqlstate::PROTOCOL_VIOLATION;
 use crate::stats::PoolStats;
 
 impl Session {
@@ -23,11 +22,9 @@ impl Session {
         self.client.info.set_waiting();
         self.shared.control.wait_released(&self.database).await;
         let mut server = self.pool.checkout().await.map_err(|error| match error {
-            CheckoutError::QueryWaitTimeout => {
-                Refusal::new(PROTOCOL_VIOLATION, reason::QUERY_WAIT_TIMEOUT)
-            }
-            CheckoutError::Server { code, message } => Refusal::new(&code, message),
-            CheckoutError::Closed => Refusal::new(PROTOCOL_VIOLATION, reason::DATABASE_REMOVED),
+            CheckoutError::QueryWaitTimeout => Refusal::QueryWaitTimeout,
+            CheckoutError::Server { code, message } => Refusal::Server { code, message },
+            CheckoutError::Closed => Refusal::DatabaseRemoved,
         })?;
         let extras = &self.config.track_extra_parameters;
         let mut plan = SyncPlan::default();
@@ -46,11 +43,7 @@ impl Session {
             .await;
             if let Err(message) = applied {
                 server.close(reason::VAR_CHANGE_FAILED);
-                return Err(Refusal::new(
-                    PROTOCOL_VIOLATION,
-                    format!("could not apply session parameters: {message}"),
-                )
-                .from_server());
+                return Err(Refusal::ParamsFailed(message));
             }
             // Keep the server's canonical spelling ("ISO, MDY" for "iso") so the next
             // comparison matches without another SET.
@@ -89,13 +82,7 @@ impl Session {
         let sql = self.settings.capture_sql();
         let rows = match server.query_internal(&sql).await {
             Ok((b'I', rows)) => rows,
-            _ => {
-                return Err(Refusal::new(
-                    PROTOCOL_VIOLATION,
-                    "could not read back session settings",
-                )
-                .from_server())
-            }
+            _ => return Err(Refusal::ReadBackFailed),
         };
         let extras = &self.config.track_extra_parameters;
         self.settings.apply_capture(&rows, &mut self.params, extras);

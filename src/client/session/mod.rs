@@ -24,7 +24,6 @@ use crate::net::Stream;
 use crate::params::Params;
 use crate::pool::{Pool, PooledServer};
 use crate::protocol::builders;
-use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PROTOCOL_VIOLATION};
 use crate::protocol::FrameCursor;
 use crate::shutdown::Drain;
 
@@ -128,7 +127,7 @@ impl Session {
                     Err(refusal) => Err(refusal),
                 }
             } => outcome,
-            why = info.killed() => Err(Refusal::new(ADMIN_SHUTDOWN, why)),
+            why = info.killed() => Err(Refusal::Killed(why)),
         };
         let settings = self.shared.settings();
         match outcome {
@@ -148,7 +147,7 @@ impl Session {
         self.stream
             .write_all(&out)
             .await
-            .map_err(|_| Refusal::gone())
+            .map_err(|_| Refusal::ClientGone)
     }
 
     async fn serve(&mut self) -> Result<(), Refusal> {
@@ -233,11 +232,11 @@ impl Session {
                     }
                 }
                 _ = self.drain.started() => {
-                    return Err(Refusal::new(ADMIN_SHUTDOWN, reason::SHUTTING_DOWN));
+                    return Err(Refusal::ShuttingDown);
                 }
                 // PgBouncer closes idle clients with its own 08P01, not PostgreSQL's 57P05.
                 _ = async { idle_timer.as_mut().expect("guarded").await }, if idle_timer.is_some() => {
-                    return Err(Refusal::new(PROTOCOL_VIOLATION, reason::CLIENT_IDLE_TIMEOUT));
+                    return Err(Refusal::ClientIdleTimeout);
                 }
             }
         }
@@ -245,10 +244,9 @@ impl Session {
         let length =
             u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
         if length < 4 {
-            return Err(Refusal::new(
-                PROTOCOL_VIOLATION,
-                format!("invalid message length {length}"),
-            ));
+            return Err(Refusal::Protocol(format!(
+                "invalid message length {length}"
+            )));
         }
         let max_packet_size = self.config.max_packet_size;
         crate::client::relay::check_client_message(self.buf[0], length - 4, max_packet_size)?;
@@ -281,12 +279,10 @@ impl Session {
     /// crashed?" (08P01, as all its own errors).
     pub(super) fn server_lost(&self) -> Refusal {
         if self.server_sent_fatal {
-            // The client already has the server's FATAL; it is not told twice.
-            let mut quiet = Refusal::gone();
-            quiet.message = reason::SERVER_CONN_CRASHED.into();
-            return quiet.from_server();
+            Refusal::ServerFatalRelayed
+        } else {
+            Refusal::ServerConnCrashed
         }
-        Refusal::new(PROTOCOL_VIOLATION, reason::SERVER_CONN_CRASHED).from_server()
     }
 }
 
