@@ -5,7 +5,7 @@
 use bytes::{BufMut, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pgmux::protocol::builders::{self, Severity};
-use pgmux::protocol::FrameCursor;
+use pgmux::protocol::{FrameCursor, Limits};
 
 /// Server frames the relay reads whole (src/client/relay.rs `relay_server`).
 fn server_needs_body(tag: u8, _: &[u8], _: usize) -> bool {
@@ -82,7 +82,10 @@ fn walk(stream: &[u8], chunk: usize, needs_body: fn(u8, &[u8], usize) -> bool) -
     let mut cursor = FrameCursor::default();
     let mut ready = 0;
     for piece in stream.chunks(chunk) {
-        while let Some(frame) = cursor.next(piece, needs_body, 64 * 1024).unwrap() {
+        while let Some(frame) = cursor
+            .next(piece, needs_body, Limits::whole_up_to(64 * 1024))
+            .unwrap()
+        {
             ready += usize::from(frame.tag == b'Z');
         }
         cursor.rebase();

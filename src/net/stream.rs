@@ -112,6 +112,26 @@ impl Stream {
         }
     }
 
+    /// Reads into the spare capacity of `buf` (the caller reserves it): how the relay
+    /// reads, with both directions polled from one task.
+    pub fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut bytes::BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        use bytes::BufMut;
+        let spare = buf.chunk_mut();
+        // SAFETY: ReadBuf::uninit never de-initialises, and only `filled` bytes
+        // (initialised by the read) are exposed through advance_mut.
+        let spare = unsafe { spare.as_uninit_slice_mut() };
+        let mut read = ReadBuf::uninit(spare);
+        ready!(Pin::new(&mut *self).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        // SAFETY: the first n bytes of the spare capacity were just written.
+        unsafe { buf.advance_mut(n) };
+        Poll::Ready(Ok(n))
+    }
+
     pub fn peer_description(&self) -> String {
         let tcp = match self {
             Stream::Tcp(s) => s,

@@ -150,6 +150,15 @@ pub fn command_complete(buf: &mut BytesMut, tag: &str) {
     message(buf, b'C', |b| put_cstr(b, tag));
 }
 
+/// A Parse ('P') of `sql` as statement `name`, with no parameter types given.
+pub fn parse(buf: &mut BytesMut, name: &str, sql: &str) {
+    message(buf, b'P', |b| {
+        put_cstr(b, name);
+        put_cstr(b, sql);
+        b.put_i16(0);
+    });
+}
+
 /// A Sync ('S').
 pub fn sync(buf: &mut BytesMut) {
     message(buf, b'S', |_| {});

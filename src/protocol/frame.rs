@@ -37,6 +37,9 @@ pub struct Frame<'a> {
 pub struct FrameCursor {
     pos: usize,
     streaming_left: usize,
+    /// The whole length of the frame at `pos` while it waits for its body to be read
+    /// whole (0 when none waits).
+    awaiting: usize,
 }
 
 impl FrameCursor {
@@ -50,31 +53,46 @@ impl FrameCursor {
         self.pos = 0;
     }
 
+    /// The whole length of the frame at the cursor when it waits to be read whole: the
+    /// buffer must be allowed to grow to it.
+    pub fn awaiting_whole(&self) -> Option<usize> {
+        (self.awaiting > 0).then_some(self.awaiting)
+    }
+
     /// True while a streamed frame still owes bytes (the connection is mid-message).
     pub fn mid_frame(&self) -> bool {
         self.streaming_left > 0
     }
 
+    /// The bytes of a streamed frame's body that have arrived since the last call: they
+    /// are walked over, and their range in `buf` returned (empty when none are due).
+    /// `next` calls this first; a caller that must act on them (drop a streamed frame's
+    /// rest) calls it itself.
+    pub fn continue_streaming(&mut self, buf: &[u8]) -> std::ops::Range<usize> {
+        let start = self.pos;
+        let taken = (buf.len() - self.pos).min(self.streaming_left);
+        self.pos += taken;
+        self.streaming_left -= taken;
+        start..self.pos
+    }
+
     /// The next frame at the cursor. `needs_body(tag, body_so_far, body_len)` says which
     /// frames must be seen whole (it may decide from the first bytes of the body, e.g. a
     /// statement name, or from its length):
-    /// they wait in the buffer up to `max_whole` bytes; a larger one streams like any
-    /// other frame (body `None`), so a buffer never grows past `max_whole`.
+    /// they wait in the buffer up to `limits.whole` bytes; a larger one streams like any
+    /// other frame (body `None`), so a buffer never grows past `limits.whole`. A frame
+    /// longer than `limits.len` is refused from its header, before any of it is kept.
     /// `Ok(None)`: not enough bytes yet.
     pub fn next<'a>(
         &mut self,
         buf: &'a [u8],
         needs_body: impl Fn(u8, &[u8], usize) -> bool,
-        max_whole: usize,
+        limits: Limits,
     ) -> Result<Option<Frame<'a>>, FrameError> {
+        self.continue_streaming(buf);
+        self.awaiting = 0;
         if self.streaming_left > 0 {
-            let available = buf.len() - self.pos;
-            let taken = available.min(self.streaming_left);
-            self.pos += taken;
-            self.streaming_left -= taken;
-            if self.streaming_left > 0 {
-                return Ok(None);
-            }
+            return Ok(None);
         }
         let rest = &buf[self.pos..];
         if rest.len() < HEADER_LEN {
@@ -86,6 +104,9 @@ impl FrameCursor {
             return Err(FrameError::BadLength(length));
         }
         let total = 1 + length as usize;
+        if total > limits.len {
+            return Err(FrameError::TooLarge(total, limits.len));
+        }
         if rest.len() >= total {
             self.pos += total;
             let body = &rest[HEADER_LEN..total];
@@ -96,7 +117,8 @@ impl FrameCursor {
                 body_len: total - HEADER_LEN,
             }));
         }
-        if total <= max_whole && needs_body(tag, &rest[HEADER_LEN..], total - HEADER_LEN) {
+        if total <= limits.whole && needs_body(tag, &rest[HEADER_LEN..], total - HEADER_LEN) {
+            self.awaiting = total;
             return Ok(None);
         }
         self.pos += rest.len();
@@ -107,6 +129,38 @@ impl FrameCursor {
             available: &rest[HEADER_LEN.min(rest.len())..],
             body_len: total - HEADER_LEN,
         }))
+    }
+
+    /// Puts back the frame `next` just returned, which began at `start`: it will be
+    /// returned again (a relay holding a message until the server has answered others).
+    pub fn unread(&mut self, start: usize) {
+        self.pos = start;
+        self.streaming_left = 0;
+        self.awaiting = 0;
+    }
+
+    /// Call after the first `n` walked bytes were split off the buffer.
+    pub fn rebase_by(&mut self, n: usize) {
+        debug_assert!(n <= self.pos);
+        self.pos -= n;
+    }
+}
+
+/// How large a frame may be: `whole` for one that must be read whole (larger ones
+/// stream), `len` for any frame at all.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub whole: usize,
+    pub len: usize,
+}
+
+impl Limits {
+    /// Frames read whole up to `whole` bytes, any length accepted.
+    pub const fn whole_up_to(whole: usize) -> Limits {
+        Limits {
+            whole,
+            len: usize::MAX,
+        }
     }
 }
 
@@ -163,11 +217,22 @@ mod tests {
         let mut buf = msg(b'Z', b"I");
         buf.extend(msg(b'C', b"SELECT 1\0"));
         let mut cursor = FrameCursor::default();
-        let first = cursor.next(&buf, |_, _, _| true, 1024).unwrap().unwrap();
+        let first = cursor
+            .next(&buf, |_, _, _| true, Limits::whole_up_to(1024))
+            .unwrap()
+            .unwrap();
         assert_eq!((first.tag, first.body), (b'Z', Some(&b"I"[..])));
-        let second = cursor.next(&buf, |_, _, _| true, 1024).unwrap().unwrap();
+        let second = cursor
+            .next(&buf, |_, _, _| true, Limits::whole_up_to(1024))
+            .unwrap()
+            .unwrap();
         assert_eq!(second.tag, b'C');
-        assert_eq!(cursor.next(&buf, |_, _, _| true, 1024).unwrap(), None);
+        assert_eq!(
+            cursor
+                .next(&buf, |_, _, _| true, Limits::whole_up_to(1024))
+                .unwrap(),
+            None
+        );
         assert_eq!(cursor.consumed(), buf.len());
     }
 
@@ -175,7 +240,12 @@ mod tests {
     fn partial_header_waits() {
         let buf = msg(b'Z', b"I");
         let mut cursor = FrameCursor::default();
-        assert_eq!(cursor.next(&buf[..3], |_, _, _| true, 1024).unwrap(), None);
+        assert_eq!(
+            cursor
+                .next(&buf[..3], |_, _, _| true, Limits::whole_up_to(1024))
+                .unwrap(),
+            None
+        );
         assert_eq!(cursor.consumed(), 0);
     }
 
@@ -184,7 +254,7 @@ mod tests {
         let big = msg(b'D', &[7u8; 100]);
         let mut cursor = FrameCursor::default();
         let frame = cursor
-            .next(&big[..40], |t, _, _| t == b'Z', 1024)
+            .next(&big[..40], |t, _, _| t == b'Z', Limits::whole_up_to(1024))
             .unwrap()
             .unwrap();
         assert_eq!((frame.tag, frame.body), (b'D', None));
@@ -195,7 +265,7 @@ mod tests {
         let mut next = big[40..].to_vec();
         next.extend(msg(b'Z', b"I"));
         let frame = cursor
-            .next(&next, |t, _, _| t == b'Z', 1024)
+            .next(&next, |t, _, _| t == b'Z', Limits::whole_up_to(1024))
             .unwrap()
             .unwrap();
         assert_eq!((frame.tag, frame.body), (b'Z', Some(&b"I"[..])));
@@ -208,16 +278,43 @@ mod tests {
         let mut cursor = FrameCursor::default();
         assert_eq!(
             cursor
-                .next(&error[..20], |t, _, _| t == b'E', 1024)
+                .next(&error[..20], |t, _, _| t == b'E', Limits::whole_up_to(1024))
                 .unwrap(),
             None
         );
         assert_eq!(cursor.consumed(), 0);
         let streamed = cursor
-            .next(&error[..20], |t, _, _| t == b'E', 30)
+            .next(&error[..20], |t, _, _| t == b'E', Limits::whole_up_to(30))
             .unwrap()
             .unwrap();
         assert_eq!((streamed.tag, streamed.body), (b'E', None));
+    }
+
+    #[test]
+    fn frames_over_the_length_limit_are_refused_from_their_header() {
+        let header = [b'P', 0, 0, 1, 0];
+        let limits = Limits {
+            whole: 1 << 20,
+            len: 100,
+        };
+        let mut cursor = FrameCursor::default();
+        assert_eq!(
+            cursor.next(&header, |_, _, _| true, limits),
+            Err(FrameError::TooLarge(257, 100))
+        );
+    }
+
+    #[test]
+    fn a_streamed_frames_rest_is_walked_and_can_be_put_back() {
+        let big = msg(b'd', &[7u8; 100]);
+        let mut cursor = FrameCursor::default();
+        let frame = cursor.next(&big[..40], |_, _, _| false, Limits::whole_up_to(1024));
+        assert_eq!(frame.unwrap().unwrap().body, None);
+        cursor.rebase_by(40);
+        assert_eq!(cursor.continue_streaming(&big[40..70]), 0..30);
+        assert!(cursor.mid_frame());
+        cursor.unread(0);
+        assert!(!cursor.mid_frame());
     }
 
     #[test]
@@ -225,7 +322,7 @@ mod tests {
         let buf = [b'Q', 0, 0, 0, 3];
         let mut cursor = FrameCursor::default();
         assert_eq!(
-            cursor.next(&buf, |_, _, _| false, 1024),
+            cursor.next(&buf, |_, _, _| false, Limits::whole_up_to(1024)),
             Err(FrameError::BadLength(3))
         );
     }

@@ -6,4 +6,4 @@ pub mod frame;
 pub mod sqlstate;
 pub mod startup;
 
-pub use frame::{FrameCursor, FrameError};
+pub use frame::{FrameCursor, FrameError, Limits};

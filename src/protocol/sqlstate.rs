@@ -12,3 +12,7 @@ pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const INTERNAL_ERROR: &str = "XX000";
 pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
 pub const IDLE_SESSION_TIMEOUT: &str = "57P05";
+pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
+pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+pub const RESERVED_NAME: &str = "42939";

@@ -48,8 +48,39 @@ impl ServerStatements {
         evicted
     }
 
-    pub fn remove(&mut self, id: u64) {
-        self.by_id.remove(&id);
+    pub fn remove(&mut self, id: u64) -> Option<Arc<StatementDef>> {
+        self.by_id.remove(&id).map(|(statement, _)| statement)
+    }
+
+    /// Puts statement `id` back as it was (`None`: absent) when the server discarded
+    /// the request that changed it; as recently used, the LRU order being a heuristic.
+    pub fn restore(&mut self, id: u64, was: Option<Arc<StatementDef>>) {
+        match was {
+            Some(statement) => {
+                self.clock += 1;
+                self.by_id.insert(id, (statement, self.clock));
+            }
+            None => {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+
+    /// Takes out the least recently used statements beyond `capacity` (lowered by a
+    /// reload), to be closed on the server.
+    pub fn excess(&mut self, capacity: usize) -> Vec<Arc<StatementDef>> {
+        let capacity = capacity.max(1);
+        let mut excess = Vec::new();
+        while self.by_id.len() > capacity {
+            let oldest = self
+                .by_id
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(id, _)| *id)
+                .expect("not empty");
+            excess.extend(self.remove(oldest));
+        }
+        excess
     }
 
     /// After DISCARD ALL / DEALLOCATE ALL the server has none left.
@@ -80,5 +111,18 @@ mod tests {
         let evicted = cache.insert(c, 2).expect("over capacity");
         assert_eq!(evicted.id, 2);
         assert!(cache.touch(1) && cache.touch(3) && !cache.touch(2));
+    }
+
+    #[test]
+    fn a_lowered_capacity_gives_up_the_oldest_and_restore_undoes() {
+        let mut cache = ServerStatements::default();
+        for id in 1..=4 {
+            cache.insert(Arc::new(StatementDef::for_tests(id)), 10);
+        }
+        let excess: Vec<u64> = cache.excess(2).iter().map(|s| s.id).collect();
+        assert_eq!(excess, [1, 2]);
+        cache.restore(1, Some(Arc::new(StatementDef::for_tests(1))));
+        cache.restore(4, None);
+        assert!(cache.touch(1) && cache.touch(3) && !cache.touch(4));
     }
 }

@@ -5,7 +5,7 @@
 //! for long runs.
 
 use ::pgmux::protocol::startup::read_startup;
-use ::pgmux::protocol::FrameCursor;
+use ::pgmux::protocol::{FrameCursor, Limits};
 use bytes::BytesMut;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -79,7 +79,7 @@ fn the_frame_cursor_walks_any_split_of_any_stream_without_panicking() {
                 buf.extend_from_slice(&bytes[fed..fed + take]);
                 fed += take;
                 loop {
-                    match cursor.next(&buf, |tag, _, _| tag == b'Q', 1024) {
+                    match cursor.next(&buf, |tag, _, _| tag == b'Q', Limits::whole_up_to(1024)) {
                         Ok(Some(_)) => {}
                         Ok(None) => break,
                         Err(_) => return Ok(()),

@@ -1,165 +1,286 @@
-//! The client → server half of the relay: every client message is checked (a type
-//! PostgreSQL knows, within `max_packet_size`), refused in place when it uses a
-//! session-only feature under transaction pooling, rewritten when it names a prepared
-//! statement, and otherwise forwarded as it arrives, with the replies it is owed recorded
-//! in the reply queue.
+//! The client → server half of the relay, and the one match on frontend message tags:
+//! every client message is checked (a type PostgreSQL knows, within `max_packet_size`,
+//! both from its header), then forwarded as it arrives, rewritten when it names a
+//! prepared statement, refused in place when it uses a session-only feature under
+//! transaction pooling, held while the server settles earlier statement changes, or
+//! dropped when PostgreSQL would ignore it — and what the server will owe for it is
+//! pushed onto the model.
 
-use bytes::{Buf, BytesMut};
-use tokio::io::AsyncWriteExt;
+use bytes::BytesMut;
 
-use super::prepared::{request_for, Rewriter};
-use super::replies::ReplyQueue;
-use super::splice::Splice;
-use super::{RelayLimits, Tally};
-use crate::client::session::Session;
+use super::model::{Model, Request, Route};
+use super::outbox::Source;
+use super::pump::Pump;
+use super::refuse;
+use super::statements::{self, ClientStatements, Rewriter};
 use crate::client::sql::session_only::{self, session_only_feature};
+use crate::client::sql::settings::SessionSettings;
 use crate::client::Refusal;
-use crate::config::PoolMode;
-use crate::protocol::builders::{self, Severity};
-use crate::protocol::frame::HEADER_LEN;
+use crate::protocol::frame::{Frame, FrameError, HEADER_LEN};
 use crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED;
-use crate::server::ServerConn;
+use crate::protocol::Limits;
+use crate::server::prepared::ServerStatements;
+use crate::statements::StatementRegistry;
+use crate::stats::PoolStats;
 
 /// Parse/Bind/Describe/Close are read whole to rename statements; a larger one (a Bind
 /// with huge parameters) streams through unchanged.
 const MAX_REWRITTEN: usize = 256 << 20;
 /// Statement texts up to this size are read whole to check for session-only features.
 const MAX_CHECKED: usize = 64 * 1024;
+/// Requests the server may owe at once before pgmux stops reading the client: replies
+/// pgmux answers itself wait behind a slow query, and must not pile up without bound.
+pub(super) const MAX_OWED: usize = 16 * 1024;
 
-impl Session {
-    /// Forwards every client message buffered so far to the server, recording the
-    /// replies each one is owed; messages naming prepared statements are rewritten, and
-    /// session-only features refused in place. True when the client sent Terminate.
-    pub(super) async fn forward_client(
-        &mut self,
-        conn: &mut ServerConn,
-        queue: &mut ReplyQueue,
-        settings: &RelayLimits,
-        tally: &mut Tally,
-    ) -> Result<bool, Refusal> {
-        let capacity = settings.max_prepared_statements;
-        let rewriting = capacity > 0;
-        let transactional = self.mode != PoolMode::Session;
+/// What becomes of one client message.
+enum Action {
+    Forward,
+    /// Replaced by what `scratch` holds (possibly nothing).
+    Replace,
+    /// Not sent: PostgreSQL would ignore it.
+    Drop,
+    /// Not yet: sent once the server has settled what it must first.
+    Hold,
+    Terminate,
+}
+
+/// What handling a client message may touch, borrowed from the session and its server.
+struct Handler<'a> {
+    model: &'a mut Model,
+    statements: &'a mut ClientStatements,
+    server: &'a mut ServerStatements,
+    registry: &'a StatementRegistry,
+    stats: &'a PoolStats,
+    settings: &'a mut SessionSettings,
+    scratch: &'a mut BytesMut,
+    capacity: usize,
+    /// Transaction or statement pooling: session-only features are refused, settings
+    /// tracked, SQL PREPARE followed.
+    transactional: bool,
+}
+
+impl Pump<'_> {
+    /// Walks every client message buffered so far; true when anything was walked.
+    pub(super) fn walk_client(&mut self) -> Result<bool, Refusal> {
+        if self.leaving || self.ending.is_some() {
+            return Ok(false);
+        }
+        let capacity = self.limits.max_prepared_statements;
+        let transactional = self.session.mode != crate::config::PoolMode::Session;
+        let limits = Limits {
+            whole: MAX_REWRITTEN,
+            len: self.limits.max_packet_size,
+        };
         let needs_body = |tag: u8, body: &[u8], body_len: usize| match tag {
             b'D' | b'C' => true,
             // Statement texts are checked for session-only features when pooling by
             // transaction; long ones stream unchecked.
             b'Q' | b'P' if transactional && body_len <= MAX_CHECKED => true,
             // A Bind waits only until its names are in: its parameters may stream.
-            b'B' if rewriting => !bind_names_complete(body),
-            b'P' if rewriting => names_a_statement(tag, body),
+            b'B' if capacity > 0 => !bind_names_complete(body),
+            b'P' if capacity > 0 => body.first() != Some(&0),
             _ => false,
         };
-        let mut splice = Splice::default();
-        let mut terminate_at = None;
+        let mut walked = false;
+        self.held = false;
         loop {
-            let start = self.cursor.consumed();
-            let frame = self
-                .cursor
-                .next(&self.buf, needs_body, MAX_REWRITTEN)
-                .map_err(|e| Refusal::Protocol(format!("invalid client message: {e}")))?;
-            let Some(frame) = frame else { break };
-            check_client_message(frame.tag, frame.body_len, settings.max_packet_size)?;
-            if frame.tag == b'X' {
-                // Terminate is for pgmux, not for a pooled server.
-                terminate_at = Some(start);
+            let session = &mut *self.session;
+            let continued = session.cursor.continue_streaming(&session.buf);
+            self.tally.received += continued.len() as u64;
+            if session.dropping_frame && !continued.is_empty() {
+                let mut source = Source {
+                    buf: &mut session.buf,
+                    cursor: &mut session.cursor,
+                };
+                session
+                    .to_server
+                    .replace(&mut source, continued.start, continued.end, &[]);
+            }
+            if session.cursor.mid_frame() {
                 break;
             }
-            let end = self.cursor.consumed();
-            self.scratch.clear();
-            let replaced = if self.skipping_until_sync && frame.tag != b'S' {
-                // After an error pgmux raised, PostgreSQL's rule: ignore all up to Sync.
-                true
-            } else if let Some(refused) = transactional.then(|| refusal_for(&frame)).flatten() {
-                queue.respond(refused.into_boxed_slice());
-                if frame.tag == b'Q' {
-                    queue.ready();
-                } else {
-                    self.skipping_until_sync = true;
-                }
-                true
-            } else {
-                if transactional {
-                    match frame.tag {
-                        b'Q' => self.settings.note_sql(frame.available),
-                        b'P' => self.settings.note_sql(statement_text(frame.available)),
-                        _ => {}
-                    }
-                }
-                let mut rewriter = Rewriter {
-                    statements: &mut self.statements,
-                    server: &mut conn.statements,
-                    registry: &self.shared.statements,
-                    queue,
-                    stats: &self.pool.stats,
-                    capacity,
-                };
-                match (frame.tag, frame.body) {
-                    (b'Q', Some(query)) => {
-                        rewriting && transactional && rewriter.sql_command(query, &mut self.scratch)
-                    }
-                    _ => {
-                        let (available, body_len) = (frame.available, frame.body_len);
-                        rewriting
-                            && rewriter.rewrite(frame.tag, available, body_len, &mut self.scratch)
-                    }
-                }
+            session.dropping_frame = false;
+            if session.model.owed_len() >= MAX_OWED {
+                self.held = true;
+                break;
+            }
+            let start = session.cursor.consumed();
+            let frame = session
+                .cursor
+                .next(&session.buf, needs_body, limits)
+                .map_err(|e| match e {
+                    FrameError::TooLarge(total, max) => too_large(total, max),
+                    other => Refusal::Protocol(format!("invalid client message: {other}")),
+                })?;
+            let Some(frame) = frame else { break };
+            check_client_message(frame.tag)?;
+            let streamed = frame.body.is_none();
+            session.scratch.clear();
+            let action = Handler {
+                model: &mut session.model,
+                statements: &mut session.statements,
+                server: &mut self.conn.statements,
+                registry: &session.shared.statements,
+                stats: &session.pool.stats,
+                settings: &mut session.settings,
+                scratch: &mut session.scratch,
+                capacity,
+                transactional,
+            }
+            .handle(&frame);
+            let end = session.cursor.consumed();
+            self.tally.received += (end - start) as u64;
+            let mut source = Source {
+                buf: &mut session.buf,
+                cursor: &mut session.cursor,
             };
-            if replaced {
-                splice.replace(&self.buf, start, end, &self.scratch);
-                continue;
+            match action {
+                Action::Forward => {}
+                Action::Replace => {
+                    session
+                        .to_server
+                        .replace(&mut source, start, end, &session.scratch)
+                }
+                Action::Drop => {
+                    session.to_server.replace(&mut source, start, end, &[]);
+                    session.dropping_frame = streamed;
+                    walked = true;
+                    continue;
+                }
+                Action::Hold => {
+                    source.cursor.unread(start);
+                    self.tally.received -= (end - start) as u64;
+                    self.held = true;
+                    break;
+                }
+                Action::Terminate => {
+                    // Terminate is for pgmux, not for a pooled server.
+                    session.to_server.replace(&mut source, start, end, &[]);
+                    self.client_left(crate::logfmt::reason::CLIENT_CLOSE_REQUEST);
+                    walked = true;
+                    break;
+                }
             }
-            if frame.tag == b'S' {
-                self.skipping_until_sync = false;
-            }
-            if let Some(request) = request_for(frame.tag, frame.body) {
-                queue.expect(request);
-            } else if matches!(frame.tag, b'c' | b'f') {
-                queue.client_copy_ended();
-            }
+            walked = true;
+            self.started = true;
         }
-        let end = terminate_at.unwrap_or_else(|| self.cursor.consumed());
-        let outgoing = splice.finish(&self.buf, end);
-        if !outgoing.is_empty() {
-            conn.stream
-                .write_all(outgoing)
-                .await
-                .map_err(|_| self.server_lost())?;
+        self.send_due_synthetic();
+        Ok(walked)
+    }
+
+    /// Replies pgmux answers itself that nothing from the server precedes any more.
+    pub(super) fn send_due_synthetic(&mut self) {
+        let mut due = Vec::new();
+        self.session.model.drain_synthetic(&mut due);
+        if !due.is_empty() {
+            let mut source = Source {
+                buf: &mut self.conn.read_buf,
+                cursor: &mut self.server_cursor,
+            };
+            self.session.to_client.append(&mut source, &due);
         }
-        tally.received += end as u64;
-        self.buf.advance(end);
-        if terminate_at.is_some() {
-            self.buf.advance(HEADER_LEN.min(self.buf.len()));
-        }
-        self.cursor.rebase();
-        // Replies pgmux makes itself that nothing from the server precedes.
-        let mut synthetic = Vec::new();
-        queue.drain_synthetic(&mut synthetic);
-        if !synthetic.is_empty() {
-            self.stream
-                .write_all(&synthetic)
-                .await
-                .map_err(|_| Refusal::ClientGone)?;
-            tally.sent += synthetic.len() as u64;
-        }
-        Ok(terminate_at.is_some())
     }
 }
 
-/// Whether a Parse or Bind whose body starts with `body` names a prepared statement (and
-/// so must be read whole to be renamed), or is still too short to tell. Unnamed ones —
-/// possibly carrying huge queries or parameters — stream through unread.
-fn names_a_statement(tag: u8, body: &[u8]) -> bool {
-    // Bind starts with the portal name, then the statement name; Parse with the statement.
-    let start = match tag {
-        b'B' => match body.iter().position(|&b| b == 0) {
-            Some(portal_end) => portal_end + 1,
-            None => return true,
-        },
-        _ => 0,
-    };
-    // An empty name ends at once; no terminator yet means "too short to tell".
-    body[start..].first() != Some(&0)
+impl Handler<'_> {
+    fn handle(mut self, frame: &Frame<'_>) -> Action {
+        let (tag, available, body_len) = (frame.tag, frame.available, frame.body_len);
+        if self.capacity > 0
+            && self.model.must_hold_statement_messages()
+            && statements::names_a_statement(tag, available)
+        {
+            return Action::Hold;
+        }
+        match tag {
+            b'X' => return Action::Terminate,
+            // Late copy messages, after the server failed the COPY: PostgreSQL drops them.
+            b'd' | b'c' | b'f' if !self.model.takes_copy_data() => return Action::Drop,
+            b'd' | b'H' => return Action::Forward,
+            b'c' | b'f' => {
+                self.model.client_copy_done();
+                return Action::Forward;
+            }
+            b'Q' => return self.query(frame.body),
+            b'P' if self.refused(frame) => return Action::Replace,
+            _ => {}
+        }
+        if tag == b'P' && self.transactional {
+            self.settings.note_sql(statement_text(available));
+        }
+        if self.capacity > 0 {
+            let (mut rewriter, scratch) = self.rewriter();
+            if rewriter.rewrite(tag, available, body_len, scratch) {
+                return Action::Replace;
+            }
+        }
+        let request = match tag {
+            b'P' => Request::Parse,
+            b'B' => Request::Bind,
+            b'D' => Request::Describe,
+            b'E' => Request::Execute,
+            b'C' => Request::Close,
+            b'S' => Request::Sync,
+            b'F' => Request::FunctionCall,
+            _ => unreachable!("check_client_message lets through only frontend messages"),
+        };
+        self.model.push(request, Route::Client, Vec::new());
+        Action::Forward
+    }
+
+    fn query(&mut self, body: Option<&[u8]>) -> Action {
+        if let Some(text) = body.filter(|_| self.transactional) {
+            if let Some(feature) = session_only_feature(text) {
+                refuse_session_only(self.model, Request::Query, feature, self.scratch);
+                return Action::Replace;
+            }
+            self.settings.note_sql(text);
+            if self.capacity > 0 {
+                let (mut rewriter, scratch) = self.rewriter();
+                if rewriter.sql_command(text, scratch) {
+                    return Action::Replace;
+                }
+            }
+        }
+        self.model.push(Request::Query, Route::Client, Vec::new());
+        Action::Forward
+    }
+
+    /// A Parse of a session-only feature under transaction pooling.
+    fn refused(&mut self, frame: &Frame<'_>) -> bool {
+        let Some(body) = frame.body.filter(|_| self.transactional) else {
+            return false;
+        };
+        let Some(feature) = session_only_feature(statement_text(body)) else {
+            return false;
+        };
+        refuse_session_only(self.model, Request::Parse, feature, self.scratch);
+        true
+    }
+
+    /// The statement rewriter, and the buffer it writes the server's messages to.
+    fn rewriter(&mut self) -> (Rewriter<'_>, &mut BytesMut) {
+        let rewriter = Rewriter {
+            statements: self.statements,
+            server: self.server,
+            registry: self.registry,
+            model: self.model,
+            stats: self.stats,
+            capacity: self.capacity,
+        };
+        (rewriter, self.scratch)
+    }
+}
+
+fn refuse_session_only(model: &mut Model, kind: Request, feature: &str, out: &mut BytesMut) {
+    let message = format!("{feature} cannot be used in transaction pooling mode");
+    refuse::with_hint(
+        model,
+        kind,
+        FEATURE_NOT_SUPPORTED,
+        &message,
+        Some(session_only::HINT),
+        out,
+    );
 }
 
 /// Whether the portal and statement names at the start of a Bind body are all there.
@@ -175,27 +296,6 @@ fn statement_text(parse_body: &[u8]) -> &[u8] {
     }
 }
 
-/// The ErrorResponse for a Query or Parse using a feature that cannot work when pooling
-/// by transaction, if it does.
-fn refusal_for(frame: &crate::protocol::frame::Frame<'_>) -> Option<Vec<u8>> {
-    let body = frame.body?;
-    let text = match frame.tag {
-        b'Q' => body,
-        b'P' => statement_text(body),
-        _ => return None,
-    };
-    let feature = session_only_feature(text)?;
-    let mut error = BytesMut::new();
-    builders::error_response(
-        &mut error,
-        Severity::Error,
-        FEATURE_NOT_SUPPORTED,
-        &format!("{feature} cannot be used in transaction pooling mode"),
-        Some(session_only::HINT),
-    );
-    Some(error.to_vec())
-}
-
 /// Messages a client may send once logged in (PostgreSQL's own list in postgres.c).
 fn is_frontend_message(tag: u8) -> bool {
     matches!(
@@ -204,28 +304,36 @@ fn is_frontend_message(tag: u8) -> bool {
     )
 }
 
-/// Ends the client (08P01) for a message type PostgreSQL does not know or one larger
-/// than `max_packet_size`, before any of it reaches a server.
-pub(in crate::client) fn check_client_message(
-    tag: u8,
+/// Ends the client (08P01) for a message type PostgreSQL does not know, before any of
+/// it reaches a server.
+pub(in crate::client) fn check_client_message(tag: u8) -> Result<(), Refusal> {
+    if is_frontend_message(tag) {
+        return Ok(());
+    }
+    let shown = if tag.is_ascii_graphic() {
+        format!("'{}'", tag as char)
+    } else {
+        tag.to_string()
+    };
+    Err(Refusal::Protocol(format!(
+        "invalid frontend message type {shown}"
+    )))
+}
+
+/// Ends the client (08P01) for a message larger than `max_packet_size`, from its header.
+pub(in crate::client) fn check_message_length(
     body_len: usize,
     max_packet_size: usize,
 ) -> Result<(), Refusal> {
-    if !is_frontend_message(tag) {
-        let shown = if tag.is_ascii_graphic() {
-            format!("'{}'", tag as char)
-        } else {
-            tag.to_string()
-        };
-        return Err(Refusal::Protocol(format!(
-            "invalid frontend message type {shown}"
-        )));
-    }
-    if body_len.saturating_add(HEADER_LEN) > max_packet_size {
-        return Err(Refusal::Protocol(format!(
-            "message of {} bytes exceeds max_packet_size ({max_packet_size})",
-            body_len + HEADER_LEN
-        )));
+    let total = body_len.saturating_add(HEADER_LEN);
+    if total > max_packet_size {
+        return Err(too_large(total, max_packet_size));
     }
     Ok(())
+}
+
+fn too_large(total: usize, max_packet_size: usize) -> Refusal {
+    Refusal::Protocol(format!(
+        "message of {total} bytes exceeds max_packet_size ({max_packet_size})"
+    ))
 }

@@ -7,14 +7,15 @@
 mod checkout;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 
 use crate::cancel::CancelSlot;
 use crate::client::login::Login;
-use crate::client::relay::ClientStatements;
+use crate::client::relay::{
+    check_client_message, check_message_length, ClientStatements, Model, Outbox,
+};
 use crate::client::sql::settings::SessionSettings;
 use crate::client::{ClientLog, Refusal};
 use crate::config::{PoolMode, Settings};
@@ -24,11 +25,12 @@ use crate::net::Stream;
 use crate::params::Params;
 use crate::pool::{Pool, PooledServer};
 use crate::protocol::builders;
+use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::FrameCursor;
 use crate::shutdown::Drain;
 
 /// How much is read from a client socket at once.
-pub(super) const CLIENT_READ: usize = 8 * 1024;
+const CLIENT_READ: usize = 8 * 1024;
 
 pub struct Session {
     pub(super) shared: Arc<Shared>,
@@ -45,8 +47,18 @@ pub struct Session {
     pub(super) statements: ClientStatements,
     /// Settings the client changed with SQL, replayed wherever it goes.
     pub(super) settings: SessionSettings,
-    /// pgmux refused an extended-protocol message: drop the client's messages up to Sync.
-    pub(super) skipping_until_sync: bool,
+    /// The protocol state of the server this session holds (reset at each checkout).
+    pub(super) model: Model,
+    /// What is due to the server beyond the client's own bytes (rewritten messages,
+    /// pgmux's own requests), reused from transaction to transaction.
+    pub(super) to_server: Outbox,
+    /// What is due to the client beyond the server's own bytes (pgmux's replies, replies
+    /// left unsent when the server went back to its pool).
+    pub(super) to_client: Outbox,
+    /// The rest of the client frame at the cursor is dropped as it arrives.
+    pub(super) dropping_frame: bool,
+    /// The relay's one timer (query and idle-in-transaction timeouts), kept and reset.
+    pub(super) timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     /// This client's place under `max_client_conn`.
     _slot: ClientSlot,
     /// Scratch space for rewritten messages and synthetic replies, reused.
@@ -103,7 +115,11 @@ impl Session {
             params: login.params,
             statements: ClientStatements::default(),
             settings: SessionSettings::default(),
-            skipping_until_sync: false,
+            model: Model::default(),
+            to_server: Outbox::default(),
+            to_client: Outbox::default(),
+            dropping_frame: false,
+            timer: None,
             _slot: login.slot,
             scratch: BytesMut::new(),
             cancel_key,
@@ -198,37 +214,82 @@ impl Session {
         }
     }
 
-    /// Waits, holding no server and no read buffer, for the client's next request.
-    /// False when the client sent Terminate or went away.
+    /// Waits, holding no server and no read buffer, for the client's next request; on
+    /// the way, sends what the last transaction left due and drops what PostgreSQL would
+    /// ignore. False when the client sent Terminate or went away.
     async fn await_request(&mut self) -> Result<bool, Refusal> {
-        if self.buf.is_empty() {
-            // An idle client owns no buffer: thousands of idle clients cost almost nothing.
-            self.buf = BytesMut::new();
+        if !self.flush_to_client().await {
+            return Ok(false);
         }
+        loop {
+            if self.buf.is_empty() {
+                // An idle client owns no buffer: thousands of idle clients cost almost
+                // nothing.
+                self.buf = BytesMut::new();
+            }
+            if !self.fill_to(HEADER_LEN).await? {
+                self.left = reason::CLIENT_UNEXPECTED_EOF;
+                return Ok(false);
+            }
+            // Garbage must not cost a server: check the first header before taking one.
+            let tag = self.buf[0];
+            let length =
+                u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+            if length < 4 {
+                return Err(Refusal::Protocol(format!(
+                    "invalid message length {length}"
+                )));
+            }
+            check_client_message(tag)?;
+            check_message_length(length - 4, self.config.max_packet_size)?;
+            match tag {
+                b'X' => return Ok(false),
+                // Copy messages after a COPY the server failed, and a Flush with nothing
+                // to flush: PostgreSQL ignores them, and they cost no server here.
+                b'd' | b'c' | b'f' | b'H' => {
+                    if !self.drop_frame(1 + length).await? {
+                        self.left = reason::CLIENT_UNEXPECTED_EOF;
+                        return Ok(false);
+                    }
+                }
+                _ => return Ok(true),
+            }
+        }
+    }
+
+    /// Sends the client what the last transaction left due; false when it is gone.
+    async fn flush_to_client(&mut self) -> bool {
+        if self.to_client.is_empty() {
+            return true;
+        }
+        let due = self.to_client.take();
+        if self.stream.write_all(&due).await.is_err() || self.stream.flush().await.is_err() {
+            self.left = reason::CLIENT_UNEXPECTED_EOF;
+            return false;
+        }
+        true
+    }
+
+    /// Reads until the buffer holds `wanted` bytes, with the idle client's timeouts and
+    /// the drain in force; false when the client went away.
+    async fn fill_to(&mut self, wanted: usize) -> Result<bool, Refusal> {
         let idle_timeout = self.config.client_idle_timeout;
         // No clock read and no timer when the timeout is off (the common case). Boxed: a
         // timer is 112 bytes that every idle client would otherwise carry in its task.
         let mut idle_timer =
             (!idle_timeout.is_zero()).then(|| Box::pin(tokio::time::sleep(idle_timeout)));
-        while self.buf.len() < crate::protocol::frame::HEADER_LEN {
+        while self.buf.len() < wanted {
             tokio::select! {
                 readable = self.stream.readable() => {
                     if readable.is_err() {
-                        self.left = reason::CLIENT_UNEXPECTED_EOF;
                         return Ok(false);
                     }
                     self.buf.reserve(CLIENT_READ);
                     match self.stream.try_read_buf(&mut self.buf) {
-                        Ok(0) => {
-                            self.left = reason::CLIENT_UNEXPECTED_EOF;
-                            return Ok(false);
-                        }
+                        Ok(0) => return Ok(false),
                         Ok(_) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => {
-                            self.left = reason::CLIENT_UNEXPECTED_EOF;
-                            return Ok(false);
-                        }
+                        Err(_) => return Ok(false),
                     }
                 }
                 _ = self.drain.started() => {
@@ -240,17 +301,23 @@ impl Session {
                 }
             }
         }
-        // Garbage must not cost a server: check the first header before taking one.
-        let length =
-            u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
-        if length < 4 {
-            return Err(Refusal::Protocol(format!(
-                "invalid message length {length}"
-            )));
+        Ok(true)
+    }
+
+    /// Drops the `total` bytes of the frame at the front, reading them as they come
+    /// (a large late CopyData); false when the client went away.
+    async fn drop_frame(&mut self, mut total: usize) -> Result<bool, Refusal> {
+        loop {
+            let here = total.min(self.buf.len());
+            self.buf.advance(here);
+            total -= here;
+            if total == 0 {
+                return Ok(true);
+            }
+            if !self.fill_to(1).await? {
+                return Ok(false);
+            }
         }
-        let max_packet_size = self.config.max_packet_size;
-        crate::client::relay::check_client_message(self.buf[0], length - 4, max_packet_size)?;
-        Ok(self.buf[0] != b'X')
     }
 
     /// Gives a clean server back. Session mode (and `server_reset_query_always`) resets it
@@ -263,8 +330,7 @@ impl Session {
         };
         if needs_reset && !settings.server_reset_query.is_empty() {
             match server.run_internal(&settings.server_reset_query).await {
-                // DISCARD ALL (or DEALLOCATE ALL) dropped every prepared statement.
-                Ok(b'I') => server.statements.clear(),
+                Ok(b'I') => forget_session_state(&mut server, &settings.track_extra_parameters),
                 _ => return server.close(reason::RESET_QUERY_FAILED),
             }
         }
@@ -286,15 +352,20 @@ impl Session {
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.shared.cancels.unregister(self.cancel_key);
+/// After the reset query (DISCARD ALL) the server has no prepared statements, and its
+/// settings are back at their defaults: what pgmux recorded of them is gone too, so the
+/// next checkout sets the next client's again (issue 12, case 9). Reported parameters
+/// were updated by the ParameterStatus the reset sent.
+fn forget_session_state(server: &mut PooledServer, extras: &[String]) {
+    server.statements.clear();
+    server.session = Params::default();
+    for name in extras {
+        server.params.remove(name);
     }
 }
 
-pub(super) async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shared.cancels.unregister(self.cancel_key);
     }
 }

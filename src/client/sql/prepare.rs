@@ -52,6 +52,32 @@ pub fn parse(query: &[u8]) -> Option<SqlCommand<'_>> {
     }
 }
 
+/// The first statement name starting with `prefix` that a `PREPARE`, `EXECUTE` or
+/// `DEALLOCATE` anywhere in `query` names (statements split at `;`, a heuristic that
+/// errs towards finding one). Clients must not reach pgmux's own statements.
+pub fn names_with_prefix(query: &[u8], prefix: &str) -> Option<String> {
+    let mentions = query
+        .windows(prefix.len())
+        .any(|w| w.eq_ignore_ascii_case(prefix.as_bytes()));
+    if !mentions {
+        return None;
+    }
+    let text = String::from_utf8_lossy(query);
+    text.split(';').find_map(|statement| {
+        let (keyword, rest) = word(statement)?;
+        let rest = match keyword.to_ascii_lowercase().as_str() {
+            "prepare" | "execute" => rest,
+            "deallocate" => match word(rest) {
+                Some((w, after)) if w.eq_ignore_ascii_case("prepare") => after,
+                _ => rest,
+            },
+            _ => return None,
+        };
+        let (name, _) = identifier(rest)?;
+        name.starts_with(prefix).then_some(name)
+    })
+}
+
 fn word(text: &str) -> Option<(&str, &str)> {
     let text = text.trim_start();
     let end = text
@@ -88,6 +114,20 @@ fn identifier(text: &str) -> Option<(String, &str)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn references_to_reserved_names_are_found_in_any_statement() {
+        use super::names_with_prefix;
+        let find = |q: &[u8]| names_with_prefix(q, "pgmux_");
+        assert_eq!(
+            find(b"select 1; DEALLOCATE pgmux_5"),
+            Some("pgmux_5".into())
+        );
+        assert_eq!(find(b"EXECUTE PGMUX_2(1)"), Some("pgmux_2".into()));
+        assert_eq!(find(b"deallocate prepare pgmux_1;"), Some("pgmux_1".into()));
+        assert_eq!(find(b"select * from pgmux_log"), None);
+        assert_eq!(find(b"select 1"), None);
+    }
+
     use super::*;
 
     #[test]
